@@ -1,0 +1,1 @@
+"""BLURB: the task registry, format readers, converters and metrics."""

@@ -1,0 +1,271 @@
+"""Readers for the BLURB source formats, as laid out in a data mirror (`blurb/<dataset>/...`).
+
+Formats (see the data mirror's README):
+- NER and PICO: `token<TAB>tag` per line, blank line between sentences, `-DOCSTART-` lines
+  (EBM PICO: `-DOCSTART- (PMID)`) before documents;
+- ChemProt, DDI: `pair_id<TAB>masked sentence<TAB>label`, no header (fields are not stripped:
+  DDI sentences often end with a space);
+- GAD: header `index sentence label`; BIOSSES: header `pair_id sent1 sent2 score`;
+- HoC: header `labels sentence index`, one row per sentence, index `<PMID>_s<n>`;
+- PubMedQA: `ori_pqal.json` selected by `pqal_fold0_split.tsv` (pmid, split, final_decision);
+- BioASQ: `id<TAB>question<TAB>context<TAB>yes|no`, no header.
+
+`instances(name, split, root)` yields each instance's model input texts; `test_documents(root)`
+yields the text (and PMID where known) of every BLURB test document, including the raw
+ChemProt and DDI test corpora the BLURB files are built from, for excluding test abstracts
+from pretraining.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+NER_DATASETS = ("BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "JNLPBA")
+PICO_DATASET = "ebmnlp"
+RE_TSV_DATASETS = ("chemprot", "DDI")
+ALL_DATASETS = (*NER_DATASETS, PICO_DATASET, *RE_TSV_DATASETS, "GAD", "BIOSSES", "HoC", "pubmedqa", "BioASQ")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One BLURB instance: an id and the texts the model reads (one, or two for a pair)."""
+
+    id: str
+    texts: list[str]
+
+
+@dataclass(frozen=True)
+class TestDoc:
+    """Text of one BLURB test document (or sentence), with its PMID where the dataset has one."""
+
+    dataset: str
+    doc_id: str | None
+    text: str
+
+
+class BlurbFormatError(ValueError):
+    """A BLURB file does not follow its documented format; the message names file and line."""
+
+
+def _split_file(name: str, split: str, root: Path) -> Path:
+    return root / "blurb" / name / f"{split}.tsv"
+
+
+def ner_sentences(path: Path) -> Iterator[tuple[list[str], list[str]]]:
+    """(tokens, tags) per sentence; `-DOCSTART-` lines and blank lines separate, never count."""
+    for _doc, tokens, tags in _conll(path):
+        yield tokens, tags
+
+
+def _conll(path: Path) -> Iterator[tuple[str | None, list[str], list[str]]]:
+    """(current DOCSTART id, tokens, tags) per sentence of a CoNLL-style token file."""
+    doc: str | None = None
+    tokens: list[str] = []
+    tags: list[str] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.rstrip("\n")
+            if line.startswith("-DOCSTART-"):
+                rest = line[len("-DOCSTART-"):].strip().strip("()")
+                doc = rest.split()[0] if rest else None
+                continue
+            if not line.strip():
+                if tokens:
+                    yield doc, tokens, tags
+                    tokens, tags = [], []
+                continue
+            parts = line.split("\t")
+            if len(parts) < 2:
+                raise BlurbFormatError(f"{path}:{lineno}: expected 'token<TAB>tag', got {line!r}")
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+    if tokens:
+        yield doc, tokens, tags
+
+
+def mentions(tokens: list[str], tags: list[str]) -> list[list[str]]:
+    """Words of each entity mention: `B` (or `B-x`) then `I`s; for IO tags (`I-PAR`...), a run of
+    the same I tag. Typed and untyped tags both work."""
+    out: list[list[str]] = []
+    current: list[str] = []
+    current_type: str | None = None
+    for tok, tag in zip(tokens, tags, strict=True):
+        prefix, _, kind = tag.partition("-")
+        if prefix == "B" or (prefix == "I" and (not current or kind != current_type)):
+            if current:
+                out.append(current)
+            current, current_type = [tok], kind
+        elif prefix == "I":
+            current.append(tok)
+        else:
+            if current:
+                out.append(current)
+            current, current_type = [], None
+    if current:
+        out.append(current)
+    return out
+
+
+def _tsv_rows(path: Path, header: bool) -> Iterator[tuple[int, list[str]]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        for lineno, line in enumerate(f, start=1):
+            if header and lineno == 1:
+                continue
+            line = line.rstrip("\r\n")
+            if line:
+                yield lineno, line.split("\t")
+
+
+def _fields(path: Path, lineno: int, row: list[str], n: int) -> list[str]:
+    if len(row) != n:
+        raise BlurbFormatError(f"{path}:{lineno}: expected {n} tab-separated fields, got {len(row)}")
+    return row
+
+
+def _pubmedqa(split: str, root: Path) -> Iterator[Instance]:
+    folder = root / "blurb" / "pubmedqa"
+    data = json.loads((folder / "ori_pqal.json").read_text(encoding="utf-8"))
+    for lineno, row in _tsv_rows(folder / "pqal_fold0_split.tsv", header=True):
+        pmid, row_split, _label = _fields(folder / "pqal_fold0_split.tsv", lineno, row, 3)
+        if row_split == split:
+            item = data[pmid]
+            yield Instance(pmid, [item["QUESTION"], " ".join(item["CONTEXTS"])])
+
+
+def instances(name: str, split: str, root: Path) -> Iterator[Instance]:
+    """The model input texts of every instance of one dataset split."""
+    if name == "pubmedqa":
+        yield from _pubmedqa(split, root)
+        return
+    path = _split_file(name, split, root)
+    if name in NER_DATASETS or name == PICO_DATASET:
+        for i, (tokens, _tags) in enumerate(ner_sentences(path)):
+            yield Instance(f"{split}-{i}", [" ".join(tokens)])
+    elif name in RE_TSV_DATASETS:
+        for lineno, row in _tsv_rows(path, header=False):
+            pair_id, sentence, _label = _fields(path, lineno, row, 3)
+            yield Instance(pair_id, [sentence])
+    elif name == "GAD":
+        for lineno, row in _tsv_rows(path, header=True):
+            idx, sentence, _label = _fields(path, lineno, row, 3)
+            yield Instance(idx, [sentence])
+    elif name == "BIOSSES":
+        for lineno, row in _tsv_rows(path, header=True):
+            pair_id, s1, s2, _score = _fields(path, lineno, row, 4)
+            yield Instance(pair_id, [s1, s2])
+    elif name == "HoC":
+        for lineno, row in _tsv_rows(path, header=True):
+            _labels, sentence, index = _fields(path, lineno, row, 3)
+            yield Instance(index, [sentence])
+    elif name == "BioASQ":
+        for lineno, row in _tsv_rows(path, header=False):
+            qid, question, context, _label = _fields(path, lineno, row, 4)
+            yield Instance(qid, [question, context])
+    else:
+        raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(ALL_DATASETS)}")
+
+
+def available(name: str, split: str, root: Path) -> bool:
+    if name == "pubmedqa":
+        folder = root / "blurb" / "pubmedqa"
+        return (folder / "ori_pqal.json").is_file() and (folder / "pqal_fold0_split.tsv").is_file()
+    return _split_file(name, split, root).is_file()
+
+
+def available_datasets(root: Path) -> list[str]:
+    """Datasets with at least one split present under `root`."""
+    return [n for n in ALL_DATASETS if any(available(n, s, root) for s in SPLITS)]
+
+
+# ---- test documents, for excluding BLURB test text from pretraining --------------------------
+
+
+def _ner_test_docs(root: Path) -> Iterator[TestDoc]:
+    # BC5CDR-chem and -disease share their tokens: read the text of the first one present only.
+    names = [n for n in NER_DATASETS if available(n, "test", root)]
+    bc5 = [n for n in names if n.startswith("BC5CDR")]
+    for name in [n for n in names if n not in bc5[1:]]:
+        for tokens, _tags in ner_sentences(_split_file(name, "test", root)):
+            yield TestDoc(name, None, " ".join(tokens))
+
+
+def _pico_test_docs(root: Path) -> Iterator[TestDoc]:
+    path = _split_file(PICO_DATASET, "test", root)
+    if path.is_file():
+        by_doc: dict[str | None, list[str]] = {}
+        for doc, tokens, _tags in _conll(path):
+            by_doc.setdefault(doc, []).extend(tokens)
+        for doc, tokens in by_doc.items():
+            yield TestDoc(PICO_DATASET, doc, " ".join(tokens))
+    pmids = root / "blurb" / PICO_DATASET / "split_pmids" / "test_pmid.tsv"
+    if pmids.is_file():
+        for pmid in pmids.read_text(encoding="utf-8").replace("\n", ",").split(","):
+            if pmid.strip():
+                yield TestDoc(PICO_DATASET, pmid.strip(), "")
+
+
+def _hoc_test_docs(root: Path) -> Iterator[TestDoc]:
+    if not available("HoC", "test", root):
+        return
+    by_doc: dict[str, list[str]] = {}
+    for inst in instances("HoC", "test", root):
+        by_doc.setdefault(inst.id.split("_s")[0], []).append(inst.texts[0])
+    for pmid, sentences in by_doc.items():
+        yield TestDoc("HoC", pmid, " ".join(sentences))
+
+
+def _chemprot_test_docs(root: Path) -> Iterator[TestDoc]:
+    raw = root / "blurb/chemprot/raw_biocreative_vi/chemprot_test_gs/chemprot_test_abstracts_gs.tsv"
+    if raw.is_file():
+        for _lineno, row in _tsv_rows(raw, header=False):
+            yield TestDoc("chemprot", row[0], " ".join(row[1:]))
+    if available("chemprot", "test", root):
+        for inst in instances("chemprot", "test", root):
+            yield TestDoc("chemprot", inst.id.split(".")[0], inst.texts[0])
+
+
+def _ddi_test_docs(root: Path) -> Iterator[TestDoc]:
+    folder = root / "blurb" / "DDI"
+    tarball, listing = folder / "raw" / "DDIextraction_2013.tar.gz", folder / "split_files" / "test_files.tsv"
+    if tarball.is_file() and listing.is_file():
+        wanted = {f"DDIextraction_2013/{p.strip()}" for p in listing.read_text(encoding="utf-8").splitlines()}
+        with tarfile.open(tarball) as tar:
+            for member in tar:
+                if member.name in wanted:
+                    tree = etree.parse(io.BytesIO(tar.extractfile(member).read()))
+                    text = " ".join(s.get("text", "") for s in tree.iter("sentence"))
+                    stem = Path(member.name).stem
+                    yield TestDoc("DDI", stem if "/MedLine/" in member.name else None, text)
+    elif available("DDI", "test", root):
+        for inst in instances("DDI", "test", root):
+            yield TestDoc("DDI", None, inst.texts[0])
+
+
+def test_documents(root: Path) -> Iterator[TestDoc]:
+    """Every BLURB test document available under `root`, with its PMID where one exists."""
+    yield from _ner_test_docs(root)
+    yield from _pico_test_docs(root)
+    yield from _hoc_test_docs(root)
+    yield from _chemprot_test_docs(root)
+    yield from _ddi_test_docs(root)
+    if available("pubmedqa", "test", root):
+        for inst in instances("pubmedqa", "test", root):
+            yield TestDoc("pubmedqa", inst.id, " ".join(inst.texts))
+    for name in ("GAD", "BIOSSES", "BioASQ"):
+        if available(name, "test", root):
+            for inst in instances(name, "test", root):
+                yield TestDoc(name, None, " ".join(inst.texts))
+
+
+__all__ = [
+    "ALL_DATASETS", "NER_DATASETS", "BlurbFormatError", "Instance", "TestDoc", "available",
+    "available_datasets", "instances", "mentions", "ner_sentences", "test_documents",
+]

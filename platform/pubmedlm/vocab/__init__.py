@@ -1,0 +1,1 @@
+"""WordPiece vocabulary training and fragmentation analysis against a reference tokenizer."""

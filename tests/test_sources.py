@@ -1,0 +1,106 @@
+"""Sources: declared with URL + sha256, read from the mirror or downloaded, always verified."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pubmedlm.sources import MIRROR_ENV, Catalog, Source, SourceError, pin, read_catalog, resolve, sha256_file
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server on localhost serving a temp folder."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_builtin_catalog_declares_every_manifest_file(mirror: Path) -> None:
+    catalog = read_catalog()
+    with open(mirror / "MANIFEST.tsv", encoding="utf-8") as f:
+        manifest = {r["path"]: r for r in csv.DictReader(f, delimiter="\t")}
+    assert set(catalog) == set(manifest)
+    for path, src in catalog.items():
+        assert src.sha256 == manifest[path]["sha256"]
+        repo, commit = manifest[path]["source_repo"], manifest[path]["source_commit"]
+        if src.downloadable:
+            source_path = manifest[path]["source_path"].split(" (")[0]  # drop notes such as "(removed upstream ...)"
+            assert src.url == f"https://raw.githubusercontent.com/{repo}/{commit}/{source_path}"
+        else:
+            assert repo in src.url and commit in src.url
+
+
+def test_mirror_copy_is_verified(mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MIRROR_ENV, str(mirror))
+    src = Catalog().get("blurb/BIOSSES/test.tsv")
+    assert resolve(src, tmp_path) == mirror / "blurb/BIOSSES/test.tsv"
+
+
+def test_wrong_sha256_names_file_and_both_hashes(mirror: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(MIRROR_ENV, str(mirror))
+    real = Catalog().get("blurb/BIOSSES/test.tsv")
+    wrong = Source(real.path, real.url, "0" * 64)
+    with pytest.raises(SourceError) as err:
+        resolve(wrong, tmp_path)
+    msg = str(err.value)
+    assert "blurb/BIOSSES/test.tsv" in msg and "0" * 64 in msg and real.sha256 in msg
+
+
+def test_offline_without_mirror_says_how_to_set_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    src = Source("blurb/x/test.tsv", "http://127.0.0.1:9/none.tsv", "a" * 64)
+    with pytest.raises(SourceError, match=f"{MIRROR_ENV}"):
+        resolve(src, tmp_path)
+    mirror_only = Catalog().get("corpus/pubmed_abstracts/ohsumed_single_23.tar.gz")
+    with pytest.raises(SourceError, match=f"can only come from a data mirror.*{MIRROR_ENV} is not set"):
+        resolve(mirror_only, tmp_path)
+
+
+def test_download_verifies_and_caches(http_root, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    www, base = http_root
+    (www / "a.txt").write_bytes(b"alpha\n")
+    good = Source("extra/a.txt", f"{base}/a.txt", sha256_file(www / "a.txt"))
+    cache = tmp_path / "cache"
+    assert resolve(good, cache, progress=False).read_bytes() == b"alpha\n"
+    (www / "a.txt").unlink()  # now served from the cache
+    assert resolve(good, cache, progress=False) == cache / "extra/a.txt"
+
+    (www / "b.txt").write_bytes(b"beta\n")
+    bad = Source("extra/b.txt", f"{base}/b.txt", "f" * 64)
+    with pytest.raises(SourceError, match=r"checksum mismatch for extra/b\.txt"):
+        resolve(bad, cache, progress=False)
+    assert not (cache / "extra/b.txt").exists(), "a file that failed verification must not be cached"
+
+
+def test_pin_records_sha256_and_extra_catalog_is_used(http_root, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    www, base = http_root
+    (www / "pubmed26n0001.xml.gz").write_bytes(b"\x1f\x8b fake bytes")
+    catalog = tmp_path / "ncbi.sources.tsv"
+    added = pin([f"{base}/pubmed26n0001.xml.gz"], "corpus/pubmed_xml/baseline", catalog, tmp_path / "c", False)
+    assert [s.path for s in added] == ["corpus/pubmed_xml/baseline/pubmed26n0001.xml.gz"]
+    merged = Catalog([catalog])
+    src = merged.get("corpus/pubmed_xml/baseline/pubmed26n0001.xml.gz")
+    assert src.sha256 == sha256_file(www / "pubmed26n0001.xml.gz")
+    under = [s.path for s in merged.under("corpus/pubmed_xml/baseline")]
+    assert under == ["corpus/pubmed_xml/baseline/pubmed26n0001.xml.gz", "corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz"]
+
+
+def test_catalog_row_errors_name_the_row(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("path\turl\tsha256\tbytes\nx.txt\thttp://h/x\tnothex\t1\n")
+    with pytest.raises(SourceError, match=r"bad.tsv: row 2 \(x.txt\): sha256 is not 64 hex digits"):
+        read_catalog(bad)

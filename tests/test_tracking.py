@@ -1,0 +1,81 @@
+"""Tracking: lineage helpers against DVC itself, and a stage run arriving at a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from pubmedlm.config import load_config
+from pubmedlm.tracking import dvc_hash, flatten, tracking_uri
+
+
+def _dvc(*args: str, cwd: Path) -> str:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def test_dvc_hash_equals_what_dvc_records(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    _dvc("init", "-q", cwd=tmp_path)
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "x.txt").write_text("alpha\n")
+    (tmp_path / "d" / "sub" / "y.bin").write_bytes(bytes(range(256)))
+    (tmp_path / "f.txt").write_text("one\r\ntwo\n")
+    _dvc("add", "-q", "d", "f.txt", cwd=tmp_path)
+    import yaml
+
+    for name in ("d", "f.txt"):
+        recorded = yaml.safe_load((tmp_path / f"{name}.dvc").read_text())["outs"][0]["md5"]
+        assert dvc_hash(tmp_path / name) == recorded
+
+
+def test_flatten_and_default_uri(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": "1", "a.c": "[1, 2]", "d": "None"}
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_config(REPO / "params.yaml")
+    assert tracking_uri(cfg, tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example:5000")
+    assert tracking_uri(cfg, tmp_path) == "http://example:5000"
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)
+
+
+@pytest.mark.server
+def test_stage_run_arrives_at_mlflow_server_over_http(project: Path, mlflow_server: str, monkeypatch) -> None:
+    from pubmedlm.stages import corpus
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    cfg = load_config(
+        REPO / "params.yaml",
+        ["corpus.inputs=[corpus/pubmed_xml/test_current_medline.xml.gz]", "corpus.min_words=0",
+         "runtime.progress=false", "runtime.mlflow_experiment=http-check"],
+    )
+    result = corpus.run(cfg, params_file=REPO / "params.yaml")
+    api = f"{mlflow_server}/api/2.0/mlflow"
+    with urllib.request.urlopen(f"{api}/experiments/get-by-name?experiment_name=http-check", timeout=30) as r:
+        exp = json.load(r)["experiment"]
+    runs = _post(f"{api}/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
+    assert [r["info"]["run_id"] for r in runs] == [result.run_id]
+    run = runs[0]
+    assert run["info"]["run_name"] == "corpus" and run["info"]["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["corpus.min_words"] == "0"
+    assert json.loads(params["corpus.inputs"]) == ["corpus/pubmed_xml/test_current_medline.xml.gz"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags["pubmedlm.stage"] == "corpus"
+    assert len(tags["git.commit"]) == 40 or tags["git.commit"] == "unknown"
+    assert tags["git.dirty"] in ("true", "false", "unknown")
+    sha = "ec236eba03fe9b51d5369a3a2c5c8403341eb83d696f0f0229b784ae8321e140"
+    assert tags["source.corpus/pubmed_xml/test_current_medline.xml.gz.sha256"] == sha
+    assert "pubmedlm.version" in tags
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert metrics, "the stage logs its metrics"

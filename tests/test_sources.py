@@ -104,3 +104,26 @@ def test_catalog_row_errors_name_the_row(tmp_path: Path) -> None:
     bad.write_text("path\turl\tsha256\tbytes\nx.txt\thttp://h/x\tnothex\t1\n")
     with pytest.raises(SourceError, match=r"bad.tsv: row 2 \(x.txt\): sha256 is not 64 hex digits"):
         read_catalog(bad)
+
+
+def test_resolve_inputs_expands_folders_and_takes_local_files(mirror: Path, tmp_path: Path, monkeypatch) -> None:
+    from pubmedlm.config import SourceSpec
+    from pubmedlm.sources import resolve_inputs
+
+    monkeypatch.setenv(MIRROR_ENV, str(mirror))
+    own = tmp_path / "mine.txt"
+    own.write_text("my corpus\n")
+    biosses = Catalog().get("blurb/BIOSSES/dev.tsv")
+    inline = SourceSpec(path=biosses.path, url=biosses.url, sha256=biosses.sha256)
+    got = resolve_inputs(["corpus/pubmed_xml/", str(own), inline], Catalog(), tmp_path / "c", False)
+    assert [i.name for i in got] == [
+        "corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz",
+        "corpus/pubmed_xml/pubmed-29768149.xml",
+        "corpus/pubmed_xml/test_current_medline.xml.gz",
+        "corpus/pubmed_xml/updatefiles/pubmed26n1335.xml.gz",
+        str(own),
+        "blurb/BIOSSES/dev.tsv",
+    ]
+    assert got[4].sha256 == sha256_file(own)
+    with pytest.raises(SourceError, match="input 'corpus/nothing' is neither declared"):
+        resolve_inputs(["corpus/nothing"], Catalog(), tmp_path, False)

@@ -72,6 +72,11 @@ _stage_command(
     "Train the in-domain uncased WordPiece vocabulary and report its fragmentation against a "
     "reference tokenizer (metrics/vocab.json, reports/vocab/).",
 )
+_stage_command(
+    "pack",
+    "Tokenize the corpus with the stage's vocab and pack fixed-length sequences per schedule phase "
+    "(memory-mapped arrays in data/pack/, metrics/pack.json).",
+)
 
 
 @app.command("params")

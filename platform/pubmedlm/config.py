@@ -122,6 +122,27 @@ class VocabConfig(StrictModel):
     """Biomedical words shown tokenized both ways in the report."""
 
 
+class PackConfig(StrictModel):
+    """Tokenized, fixed-length pretraining sequences, one packed set per schedule phase."""
+
+    tokenizer: str = "vocab"
+    """`vocab`: the vocab stage's in-domain tokenizer (pretraining from scratch); otherwise a model
+    path, hub id or `minilm` whose own tokenizer is kept (continued pretraining)."""
+    seq_lengths: list[int] = Field([128, 512], min_length=1)
+    """Sequence length of each pretraining phase (NVIDIA's BERT recipe: 128 then 512 tokens)."""
+    nsp: bool = True
+    """Build next-sentence-prediction pairs ([CLS] A [SEP] B [SEP], B random half the time), as the
+    paper kept NSP; off: documents are concatenated and cut into full-length sequences."""
+    short_seq_prob: float = Field(0.1, ge=0, le=1)
+    """With NSP, share of sequences given a shorter random target length (as BERT does)."""
+    block_documents: int = Field(2000, ge=2)
+    """Documents tokenized together; NSP's random next segments are drawn from the same block."""
+    seed: int = 12345
+    """Seed of the random choices made while packing (NSP splits and random segments)."""
+    max_sequences: int | None = Field(None, ge=1)
+    """Cap on packed training sequences per phase (tiny profiles); None keeps all."""
+
+
 class Config(StrictModel):
     """The whole recipe plus runtime, as read from one params file."""
 
@@ -131,6 +152,8 @@ class Config(StrictModel):
     """The `corpus` stage."""
     vocab: VocabConfig = VocabConfig()
     """The `vocab` stage."""
+    pack: PackConfig = PackConfig()
+    """The `pack` stage."""
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what is written beside a stage's output)."""

@@ -201,3 +201,46 @@ def pin(urls: Iterable[str], prefix: str, catalog: Path, cache_dir: Path, progre
         for s in sorted(existing.values(), key=lambda s: s.path):
             f.write(f"{s.path}\t{s.url}\t{s.sha256}\t{s.bytes or ''}\n")
     return added
+
+
+@dataclass(frozen=True)
+class Input:
+    """One resolved stage input: its declared name, a verified local path, and its sha256."""
+
+    name: str
+    path: Path
+    sha256: str
+
+
+def resolve_inputs(
+    specs: Iterable[object], catalog: Catalog, cache_dir: Path, progress: bool = True
+) -> list[Input]:
+    """Resolve a stage's `inputs` list in order.
+
+    Each item is a catalog path, a catalog folder ending in '/' (every declared source under it,
+    sorted), an inline spec with path/url/sha256, or a local file or folder of the user's own
+    (recorded with the sha256 of its bytes; a folder's files are taken in sorted order).
+    """
+    out: list[Input] = []
+    for spec in specs:
+        if hasattr(spec, "sha256") and hasattr(spec, "url"):  # an inline SourceSpec
+            src = Source(spec.path, spec.url, spec.sha256, None, "inline")
+            out.append(Input(src.path, resolve(src, cache_dir, progress), src.sha256))
+            continue
+        name = str(spec)
+        if name.endswith("/") and catalog.under(name):
+            for src in catalog.under(name):
+                out.append(Input(src.path, resolve(src, cache_dir, progress), src.sha256))
+        elif name in catalog:
+            src = catalog.get(name)
+            out.append(Input(src.path, resolve(src, cache_dir, progress), src.sha256))
+        elif Path(name).expanduser().exists():
+            local = Path(name).expanduser()
+            files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
+            out.extend(Input(str(p), p, sha256_file(p)) for p in files)
+        else:
+            raise SourceError(
+                f"input '{name}' is neither declared in a source catalog nor an existing local path "
+                f"(see `pubmedlm sources list`)"
+            )
+    return out

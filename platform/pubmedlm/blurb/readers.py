@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,7 +265,77 @@ def test_documents(root: Path) -> Iterator[TestDoc]:
                 yield TestDoc(name, None, " ".join(inst.texts))
 
 
+# ---- relation TSV rows (ChemProt, DDI) and gold labels, for converters and metrics ------------
+
+
+@dataclass(frozen=True)
+class RelationRow:
+    """One ChemProt/DDI candidate pair: `pair_id<TAB>masked sentence<TAB>label` in BLURB's TSV."""
+
+    pair_id: str
+    sentence: str
+    label: str
+
+    def line(self) -> str:
+        return f"{self.pair_id}\t{self.sentence}\t{self.label}\n"
+
+
+def relation_tsv_text(rows: Iterable[RelationRow]) -> str:
+    """The exact text of a BLURB relation TSV: no header, `\\n` after every row (the last too)."""
+    return "".join(row.line() for row in rows)
+
+
+def write_relation_tsv(rows: Iterable[RelationRow], path: Path) -> Path:
+    # newline="" keeps `\n` on every platform: the published files are compared byte for byte.
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(relation_tsv_text(rows))
+    return path
+
+
+def read_relation_rows(path: Path) -> list[RelationRow]:
+    """Rows of a ChemProt/DDI TSV, fields kept exactly (DDI sentences end with a space)."""
+    return [RelationRow(*_fields(path, lineno, row, 3)) for lineno, row in _tsv_rows(path, header=False)]
+
+
+def hoc_positive_labels(cell: str) -> frozenset[int]:
+    """The hallmarks whose value is 1 in a HoC `labels` cell (`0_0,1_1,...` -> {1})."""
+    out = set()
+    for item in cell.split(","):
+        key, _, value = item.strip().partition("_")
+        if value not in ("0", "1"):
+            raise BlurbFormatError(f"HoC label {item!r} is not written k_v with v in 0/1")
+        if value == "1":
+            out.add(int(key))
+    return frozenset(out)
+
+
+def gold_labels(name: str, split: str, root: Path) -> list:
+    """Gold labels of a split, in the order `instances` yields them: NER/PICO one tag list per
+    sentence; ChemProt, DDI, GAD, PubMedQA, BioASQ one label string; BIOSSES one float;
+    HoC the set of positive hallmarks of each sentence (ids say which abstract it belongs to)."""
+    if name == "pubmedqa":
+        table = root / "blurb" / "pubmedqa" / "pqal_fold0_split.tsv"
+        rows = (_fields(table, n, r, 3) for n, r in _tsv_rows(table, header=True))
+        return [label for _pmid, row_split, label in rows if row_split == split]
+    path = _split_file(name, split, root)
+    if name in NER_DATASETS or name == PICO_DATASET:
+        return [tags for _tokens, tags in ner_sentences(path)]
+    if name in RE_TSV_DATASETS:
+        return [row.label for row in read_relation_rows(path)]
+    layout = {"GAD": (True, 3, 2), "BIOSSES": (True, 4, 3), "HoC": (True, 3, 0), "BioASQ": (False, 4, 3)}
+    if name not in layout:
+        raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(ALL_DATASETS)}")
+    header, n, col = layout[name]
+    cells = [_fields(path, lineno, row, n)[col] for lineno, row in _tsv_rows(path, header=header)]
+    if name == "BIOSSES":
+        return [float(c) for c in cells]
+    if name == "HoC":
+        return [hoc_positive_labels(c) for c in cells]
+    return cells
+
+
 __all__ = [
-    "ALL_DATASETS", "NER_DATASETS", "BlurbFormatError", "Instance", "TestDoc", "available",
-    "available_datasets", "instances", "mentions", "ner_sentences", "test_documents",
+    "ALL_DATASETS", "NER_DATASETS", "BlurbFormatError", "Instance", "RelationRow", "TestDoc", "available",
+    "available_datasets", "gold_labels", "hoc_positive_labels", "instances", "mentions", "ner_sentences",
+    "read_relation_rows", "relation_tsv_text", "test_documents", "write_relation_tsv",
 ]

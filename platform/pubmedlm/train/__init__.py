@@ -1,0 +1,1 @@
+"""Training: packing, the one training loop, optimizer and schedule, checkpoints, Ray glue."""

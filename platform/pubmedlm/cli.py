@@ -41,8 +41,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 def _user_errors() -> tuple[type[BaseException], ...]:
     from pubmedlm.corpus.errors import CorpusError
     from pubmedlm.sources import SourceError
+    from pubmedlm.train.pretraining import PretrainError
 
-    return (*USER_ERRORS, SourceError, CorpusError)
+    return (*USER_ERRORS, SourceError, CorpusError, PretrainError)
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None) -> None:
@@ -76,6 +77,11 @@ _stage_command(
     "pack",
     "Tokenize the corpus with the stage's vocab and pack fixed-length sequences per schedule phase "
     "(memory-mapped arrays in data/pack/, metrics/pack.json).",
+)
+_stage_command(
+    "pretrain",
+    "Masked-LM pretraining with whole-word masking on Ray Train (from scratch with the in-domain "
+    "vocab, or continued from a checkpoint); resumable; final model in data/pretrain/model.",
 )
 
 

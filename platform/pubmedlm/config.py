@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -40,6 +40,10 @@ class RuntimeConfig(StrictModel):
     """CPU cores reserved by each Ray worker or trial."""
     gpus_per_worker: float = Field(0.0, ge=0)
     """GPUs reserved by each Ray worker or trial (0 on a CPU machine)."""
+    micro_batch_size: int = Field(32, ge=1)
+    """Sequences per worker per forward pass; gradient accumulation makes up the global batch."""
+    peak_flops: float | None = Field(None, gt=0)
+    """Peak bf16 FLOP/s of one device for MFU; None measures a bf16 matmul at start."""
     dataloader_workers: int = Field(0, ge=0)
     """Background processes feeding batches (0: load in the training process)."""
     tokenizer_threads: int = Field(0, ge=0)
@@ -143,6 +147,110 @@ class PackConfig(StrictModel):
     """Cap on packed training sequences per phase (tiny profiles); None keeps all."""
 
 
+class PhaseConfig(StrictModel):
+    """One phase of the pretraining schedule (NVIDIA's recipe: 128 tokens, then 512)."""
+
+    seq_len: int = Field(ge=8)
+    """Sequence length; the pack stage must have packed this length (`pack.seq_lengths`)."""
+    steps: int = Field(ge=1)
+    """Optimizer steps in this phase."""
+    global_batch: int = Field(ge=1)
+    """Sequences per optimizer step over all workers (micro-batch × workers × accumulation)."""
+
+
+class ModelShape(StrictModel):
+    """BERT shape for pretraining from scratch (ignored when continuing from a checkpoint)."""
+
+    hidden_size: int = Field(768, ge=8)
+    """Hidden size (BERT-base: 768)."""
+    num_layers: int = Field(12, ge=1)
+    """Transformer layers (BERT-base: 12)."""
+    num_heads: int = Field(12, ge=1)
+    """Attention heads (BERT-base: 12); must divide hidden_size."""
+    intermediate_size: int = Field(3072, ge=8)
+    """Feed-forward size (BERT-base: 3072)."""
+    max_position_embeddings: int = Field(512, ge=8)
+    """Longest sequence the model accepts (BERT: 512)."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Hidden and attention dropout."""
+
+
+class PretrainConfig(StrictModel):
+    """Masked-LM pretraining (+ NSP when the packed data has it)."""
+
+    init: str = "scratch"
+    """`scratch` (a new BERT of `model` shape with the in-domain vocab) or a checkpoint to continue
+    from: a local HF path, a hub id, or `minilm`. Continuing keeps that checkpoint's vocab."""
+    model: ModelShape = ModelShape()
+    """Shape of a model trained from scratch."""
+    phases: list[PhaseConfig] = Field(min_length=1)
+    """The schedule, in order; one learning-rate schedule spans all phases."""
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    """Share of words (whole-word masking) or pieces chosen as prediction targets (paper: 15%)."""
+    whole_word_mask: bool = True
+    """Mask all pieces of a word together (paper's best); false: original WordPiece masking."""
+    peak_lr: float = Field(6e-4, gt=0)
+    """Peak learning rate (paper: 6e-4)."""
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    """Share of all steps spent in linear warm-up (paper: 10%); then linear decay to 0."""
+    weight_decay: float = Field(0.01, ge=0)
+    """AdamW weight decay (not applied to biases and LayerNorm)."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas (BERT: 0.9, 0.999)."""
+    adam_eps: float = Field(1e-6, gt=0)
+    """AdamW epsilon (BERT: 1e-6)."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradient clipping threshold (global L2 norm)."""
+    precision: Literal["bf16", "fp32"] = "bf16"
+    """Autocast dtype for forward and backward (bf16 on CPU uses AMX; on GPU, tensor cores)."""
+    eval_every: int = Field(100, ge=1)
+    """Steps between held-out MLM evaluations."""
+    eval_batches: int = Field(8, ge=1)
+    """Held-out batches per evaluation."""
+    checkpoint_every: int = Field(100, ge=1)
+    """Steps between checkpoints (model, optimizer, scheduler, step, RNG, data position)."""
+    log_every: int = Field(10, ge=1)
+    """Steps between training-metric logs to MLflow."""
+    max_failures: int = Field(3, ge=0)
+    """Worker failures Ray Train recovers from (each resumes from the latest checkpoint)."""
+    seed: int = 42
+    """Seed of initialisation, data order, masking and dropout."""
+
+
+BLURB_DATASETS = [
+    "BC5-chem", "BC5-disease", "NCBI-disease", "BC2GM", "JNLPBA", "EBM-PICO", "ChemProt", "DDI", "GAD",
+    "BIOSSES", "HoC", "PubMedQA", "BioASQ",
+]
+
+
+class BlurbDataConfig(StrictModel):
+    """Preparation of the BLURB datasets from their sources."""
+
+    datasets: list[str] = BLURB_DATASETS
+    """Registry ids of the datasets to prepare; one whose sources are missing is reported by name."""
+    catalogs: list[str] = []
+    """Extra source catalogs (TSV: path, url, sha256, bytes), e.g. for BC2GM or BioASQ files you hold."""
+    pico_train: str | None = None
+    """A BLURB-format EBM PICO train file you supply (catalog path or local path); the mirror lacks it."""
+    pico_proxy_from_dev: bool = False
+    """Without `pico_train`, carve a proxy train split out of dev (whole abstracts); every score
+    built on it is marked "proxy, not comparable". Off: the stage fails with a clear message."""
+    pico_proxy_train_share: float = Field(0.8, gt=0, lt=1)
+    """Share of dev abstracts moved to the proxy train split (the rest stay dev)."""
+    seed: int = 12345
+    """Seed of the proxy split's abstract shuffle."""
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, value: list[str]) -> list[str]:
+        unknown = [d for d in value if d not in BLURB_DATASETS]
+        if unknown:
+            raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(BLURB_DATASETS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a dataset is listed twice")
+        return value
+
+
 class Config(StrictModel):
     """The whole recipe plus runtime, as read from one params file."""
 
@@ -154,6 +262,10 @@ class Config(StrictModel):
     """The `vocab` stage."""
     pack: PackConfig = PackConfig()
     """The `pack` stage."""
+    blurb_data: BlurbDataConfig = BlurbDataConfig()
+    """The `blurb-data` stage."""
+    pretrain: PretrainConfig | None = None
+    """The `pretrain` stage (required to run it)."""
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what is written beside a stage's output)."""

@@ -156,3 +156,30 @@ def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: s
         handle = StageRun(mlflow, root)
         assert handle.run_id == run.info.run_id
         yield handle
+
+
+class RunLogger:
+    """Logs metrics to an existing run from another process (a Ray worker), without fluent state.
+
+    Failures to reach the server are counted, not raised: training must not stop because the
+    tracking server blinked; the stage logs final metrics again from the driver.
+    """
+
+    def __init__(self, run_id: str, uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.run_id = run_id
+        self.client = MlflowClient(tracking_uri=uri)
+        self.failures = 0
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items() if _is_number(v)]
+        try:
+            self.client.log_batch(self.run_id, metrics=batch)
+        except Exception:  # noqa: BLE001 - see class docstring
+            self.failures += 1

@@ -23,6 +23,7 @@ from pubmedlm.stages import StageResult, write_resolved_config
 from pubmedlm.train.packing import PackedWriter, SpecialIds, StreamPacker, id_dtype, nsp_instances, nsp_row
 
 STAGE = "pack"
+PACK_INFO = "tokenizer.json"  # which tokenizer packed the data: {"tokenizer": name, "vocab_size": n}
 SECTIONS = ("pack",)
 SPLITS = ("train", "heldout")
 
@@ -121,6 +122,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             empty = [f"{name}/{split}" for split, sets in metrics.items() for name, m in sets.items() if not m["sequences"]]
             if empty:
                 raise ValueError(f"pack: empty packed split(s) {', '.join(empty)}: the corpus split has no usable text")
+            write_json(tmp / PACK_INFO, {"tokenizer": cfg.pack.tokenizer, "vocab_size": len(tok)})
             write_resolved_config(tmp, cfg, SECTIONS)
         mpath = metrics_path(STAGE, root)
         write_json(mpath, metrics)

@@ -1,4 +1,4 @@
-"""The corpus and vocab stages under real DVC, in a temporary git repository.
+"""The corpus and vocab stages under real DVC, in a temporary git repository (the repo's own dvc.yaml).
 
 `dvc repro` twice (the second does nothing), a vocab param change reruns only vocab, and
 `dvc push` then `dvc pull` in a fresh clone restores corpus and vocab byte for byte.
@@ -71,30 +71,30 @@ def repo(tmp_path: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
 def test_repro_idempotent_selective_and_push_pull(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root, env = repo
     dvc = [sys.executable, "-m", "dvc"]
-    first = _sh([*dvc, "repro"], root, env)
+    first = _sh([*dvc, "repro", "vocab"], root, env)
     assert "Running stage 'corpus'" in first and "Running stage 'vocab'" in first
     assert (root / "data/vocab/vocab.txt").is_file() and (root / "metrics/corpus.json").is_file()
 
-    second = _sh([*dvc, "repro"], root, env)
+    second = _sh([*dvc, "repro", "vocab"], root, env)
     assert "Running stage" not in second, second
 
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["vocab"]["vocab_size"] = 2500
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    third = _sh([*dvc, "repro"], root, env)
+    third = _sh([*dvc, "repro", "vocab"], root, env)
     assert "Running stage 'vocab'" in third and "Running stage 'corpus'" not in third, third
 
     remote = tmp_path / "remote"
     _sh([*dvc, "remote", "add", "-d", "local", str(remote)], root, env)
     _sh(["git", "add", "-A"], root, env)
     _sh(["git", "commit", "-qm", "repro"], root, env)
-    _sh([*dvc, "push"], root, env)
+    _sh([*dvc, "push", "corpus", "vocab"], root, env)
 
     clone = tmp_path / "clone"
     _sh(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
     assert not (clone / "data/corpus").exists()
-    _sh([*dvc, "pull"], clone, env)
-    for out in ("data/corpus", "data/vocab"):
+    _sh([*dvc, "pull", "corpus", "vocab"], clone, env)
+    for out in ("data/corpus", "data/vocab", "reports/vocab"):
         assert _files(clone / out) == _files(root / out), f"{out} differs after dvc pull"
-    status = _sh([*dvc, "status"], clone, env)
+    status = _sh([*dvc, "status", "vocab"], clone, env)
     assert "up to date" in status.lower(), status

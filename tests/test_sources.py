@@ -116,7 +116,7 @@ def test_resolve_inputs_expands_folders_and_takes_local_files(mirror: Path, tmp_
     biosses = Catalog().get("blurb/BIOSSES/dev.tsv")
     inline = SourceSpec(path=biosses.path, url=biosses.url, sha256=biosses.sha256)
     got = resolve_inputs(["corpus/pubmed_xml/", str(own), inline], Catalog(), tmp_path / "c", False)
-    assert [i.name for i in got] == [
+    assert [i.label for i in got] == [
         "corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz",
         "corpus/pubmed_xml/pubmed-29768149.xml",
         "corpus/pubmed_xml/test_current_medline.xml.gz",

@@ -54,6 +54,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    tmp.chmod(0o755)  # mkdtemp makes it owner-only; a published output is as readable as any folder
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)

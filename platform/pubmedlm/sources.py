@@ -205,42 +205,60 @@ def pin(urls: Iterable[str], prefix: str, catalog: Path, cache_dir: Path, progre
 
 @dataclass(frozen=True)
 class Input:
-    """One resolved stage input: its declared name, a verified local path, and its sha256."""
+    """One resolved stage input: its label (catalog path, or the path as given), a verified local
+    path, and its sha256."""
 
-    name: str
+    label: str
     path: Path
     sha256: str
 
 
-def resolve_inputs(
-    specs: Iterable[object], catalog: Catalog, cache_dir: Path, progress: bool = True
-) -> list[Input]:
-    """Resolve a stage's `inputs` list in order.
+def _local(entry: str, root: Path | None) -> Path | None:
+    for candidate in ((root / entry) if root else None, Path(entry).expanduser()):
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
 
-    Each item is a catalog path, a catalog folder ending in '/' (every declared source under it,
-    sorted), an inline spec with path/url/sha256, or a local file or folder of the user's own
-    (recorded with the sha256 of its bytes; a folder's files are taken in sorted order).
+
+def _folder_inputs(folder: Path, label: str) -> list[Input]:
+    """Every non-hidden file below a local folder, in sorted order."""
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    return [Input(f"{label.rstrip('/')}/{p.relative_to(folder).as_posix()}", p, sha256_file(p)) for p in files]
+
+
+def resolve_inputs(
+    specs: Iterable[object], catalog: Catalog, cache_dir: Path, progress: bool = True, root: Path | None = None
+) -> list[Input]:
+    """Resolve a stage's `inputs` list, in order. Each entry is, by precedence:
+
+    1. an inline spec with path/url/sha256 (a `config.SourceSpec`);
+    2. a path declared in the catalog: mirror or cache or download, sha256-verified;
+    3. a catalog folder (`corpus/pmc_oa_xml` or `corpus/pmc_oa_xml/`): every declared file under it;
+    4. an existing local file or folder (relative to `root`, else the working directory): the
+       user's own data, used as is, its sha256 recorded for lineage; a folder gives every
+       non-hidden file below it in sorted order.
     """
     out: list[Input] = []
     for spec in specs:
-        if hasattr(spec, "sha256") and hasattr(spec, "url"):  # an inline SourceSpec
+        if hasattr(spec, "sha256") and hasattr(spec, "url"):
             src = Source(spec.path, spec.url, spec.sha256, None, "inline")
             out.append(Input(src.path, resolve(src, cache_dir, progress), src.sha256))
             continue
         name = str(spec)
-        if name.endswith("/") and catalog.under(name):
-            for src in catalog.under(name):
-                out.append(Input(src.path, resolve(src, cache_dir, progress), src.sha256))
-        elif name in catalog:
-            src = catalog.get(name)
-            out.append(Input(src.path, resolve(src, cache_dir, progress), src.sha256))
-        elif Path(name).expanduser().exists():
-            local = Path(name).expanduser()
-            files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
-            out.extend(Input(str(p), p, sha256_file(p)) for p in files)
+        srcs = [catalog.get(name)] if name in catalog else catalog.under(name)
+        if srcs:
+            out.extend(Input(s.path, resolve(s, cache_dir, progress), s.sha256) for s in srcs)
+        elif (local := _local(name, root)) is not None:
+            found = _folder_inputs(local, name) if local.is_dir() else [Input(name, local, sha256_file(local))]
+            if not found:
+                raise SourceError(f"input folder {name} holds no files")
+            out.extend(found)
         else:
             raise SourceError(
-                f"input '{name}' is neither declared in a source catalog nor an existing local path "
-                f"(see `pubmedlm sources list`)"
+                f"input '{name}' is neither declared in a source catalog (see `pubmedlm sources list`) "
+                f"nor an existing local file or folder"
             )
     return out

@@ -181,5 +181,5 @@ class RunLogger:
         batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items() if _is_number(v)]
         try:
             self.client.log_batch(self.run_id, metrics=batch)
-        except Exception:  # noqa: BLE001 - see class docstring
+        except Exception:
             self.failures += 1

@@ -10,7 +10,7 @@ Formats (see the data mirror's README):
 - PubMedQA: `ori_pqal.json` selected by `pqal_fold0_split.tsv` (pmid, split, final_decision);
 - BioASQ: `id<TAB>question<TAB>context<TAB>yes|no`, no header.
 
-`instances(name, split, root)` yields each instance's model input texts; `test_documents(root)`
+`instances(name, split, root)` yields each instance's model input texts; `blurb_test_documents(root)`
 yields the text (and PMID where known) of every BLURB test document, including the raw
 ChemProt and DDI test corpora the BLURB files are built from, for excluding test abstracts
 from pretraining.
@@ -249,16 +249,32 @@ def _ddi_test_docs(root: Path) -> Iterator[TestDoc]:
             yield TestDoc("DDI", None, inst.texts[0])
 
 
-def test_documents(root: Path) -> Iterator[TestDoc]:
+def _pubmedqa_test_docs(root: Path) -> Iterator[TestDoc]:
+    """The official PubMedQA test questions: from the fold split when present, else from
+    `test_ground_truth.json` (the official list), so exclusion never depends on the derived file."""
+    if available("pubmedqa", "test", root):
+        for inst in instances("pubmedqa", "test", root):
+            yield TestDoc("pubmedqa", inst.id, " ".join(inst.texts))
+        return
+    folder = root / "blurb" / "pubmedqa"
+    truth = folder / "test_ground_truth.json"
+    if not truth.is_file():
+        return
+    data_path = folder / "ori_pqal.json"
+    data = json.loads(data_path.read_text(encoding="utf-8")) if data_path.is_file() else {}
+    for pmid in json.loads(truth.read_text(encoding="utf-8")):
+        item = data.get(pmid, {})
+        yield TestDoc("pubmedqa", pmid, " ".join([item.get("QUESTION", ""), *item.get("CONTEXTS", [])]).strip())
+
+
+def blurb_test_documents(root: Path) -> Iterator[TestDoc]:
     """Every BLURB test document available under `root`, with its PMID where one exists."""
     yield from _ner_test_docs(root)
     yield from _pico_test_docs(root)
     yield from _hoc_test_docs(root)
     yield from _chemprot_test_docs(root)
     yield from _ddi_test_docs(root)
-    if available("pubmedqa", "test", root):
-        for inst in instances("pubmedqa", "test", root):
-            yield TestDoc("pubmedqa", inst.id, " ".join(inst.texts))
+    yield from _pubmedqa_test_docs(root)
     for name in ("GAD", "BIOSSES", "BioASQ"):
         if available(name, "test", root):
             for inst in instances(name, "test", root):
@@ -337,5 +353,5 @@ def gold_labels(name: str, split: str, root: Path) -> list:
 __all__ = [
     "ALL_DATASETS", "NER_DATASETS", "BlurbFormatError", "Instance", "RelationRow", "TestDoc", "available",
     "available_datasets", "gold_labels", "hoc_positive_labels", "instances", "mentions", "ner_sentences",
-    "read_relation_rows", "relation_tsv_text", "test_documents", "write_relation_tsv",
+    "read_relation_rows", "relation_tsv_text", "blurb_test_documents", "write_relation_tsv",
 ]

@@ -1,0 +1,56 @@
+"""The `corpus` stage: PubMed/MEDLINE XML, PMC full text and plain-text corpora in; cleaned,
+deduplicated, BLURB-test-free JSONL shards out (`data/corpus/`), with `metrics/corpus.json`.
+
+The work lives in `pubmedlm.corpus` (readers, cleaning, staging, exclusion, shard writing); this
+module resolves inputs, wires tracking and publishes the output atomically: any earlier output
+is removed first, and the new one appears only when the whole build succeeded.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pubmedlm.config import Config
+from pubmedlm.corpus.build import build_corpus
+from pubmedlm.corpus.exclusion import blurb_test_root, load_exclusion
+from pubmedlm.corpus.inputs import resolve_inputs
+from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
+from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.tracking import stage_run
+
+STAGE = "corpus"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
+    """Build the pretraining corpus; returns its folder, metrics file and MLflow run."""
+    root = project_root()
+    out, metrics_file = data_dir(STAGE, root), metrics_path(STAGE, root)
+    clear_stale(out)
+    clear_stale(metrics_file)
+    c, progress = cfg.corpus, cfg.runtime.progress
+    cache = root / cfg.runtime.cache_dir
+    with stage_run(STAGE, cfg, (STAGE,), params_file) as tracker:
+        inputs = resolve_inputs(c.inputs, c.catalogs, cache, root, progress)
+        tracker.add_sources({i.label: i.sha256 for i in inputs})
+        tracker.add_inputs([i.path for i in inputs if _inside(i.path, root)])
+        exclusion = None
+        if c.exclude_blurb_test:
+            blurb_root, blurb_files = blurb_test_root(c.catalogs, cache, progress)
+            tracker.add_sources(blurb_files)
+            exclusion = load_exclusion(blurb_root, c.exclusion_ngram, c.exclusion_min_hits)
+        start = time.perf_counter()
+        with atomic_dir(out) as tmp:
+            metrics = build_corpus(inputs, c, tmp, exclusion, progress)
+            write_resolved_config(tmp, cfg, (STAGE,))
+        seconds = time.perf_counter() - start
+        write_json(metrics_file, metrics)
+        # Per-source counts stay in the metrics file: file names make poor MLflow metric keys.
+        tracker.log_metrics({k: v for k, v in metrics.items() if k != "sources"})
+        tracker.log_metrics({"build_seconds": seconds, "records_per_second": metrics["records_read"] / seconds})
+        tracker.log_artifact(metrics_file)
+    return StageResult(STAGE, {"corpus": out, "metrics": metrics_file}, metrics, tracker.run_id)

@@ -1,0 +1,131 @@
+"""The `vocab` stage: train the in-domain uncased WordPiece vocabulary and report its fragmentation.
+
+Reads `data/corpus/train-*.jsonl` (training) and `heldout-*.jsonl` (analysis), plus the BLURB
+data in the mirror (`PUBMEDLM_DATA_MIRROR`) for the NER mentions and input lengths. Writes:
+
+* `data/vocab/`: the tokenizer (`vocab.txt`, `tokenizer.json`, `tokenizer_config.json`) that
+  `AutoTokenizer.from_pretrained` loads, and `config.yaml` (the `vocab` params that made it);
+* `metrics/vocab.json`: headline numbers, e.g. `ner_mentions.ours.pieces_per_word` against
+  `ner_mentions.reference.pieces_per_word`, the same under `heldout`, `input_length.<dataset>.<split>`;
+* `reports/vocab/vocab.md` and `reports/vocab/fragmentation.png`.
+
+The MLflow run gets the metrics, the training time and the report folder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pubmedlm.blurb import readers
+from pubmedlm.config import Config, ConfigError
+from pubmedlm.project import (
+    atomic_dir,
+    clear_stale,
+    data_dir,
+    metrics_path,
+    project_root,
+    reports_dir,
+    write_json,
+)
+from pubmedlm.sources import MIRROR_ENV, mirror_root
+from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.vocab import fragmentation as frag
+from pubmedlm.vocab.report import render_chart, render_markdown
+from pubmedlm.vocab.train import iter_texts, save_tokenizer, shard_paths, train_vocab
+
+STAGE = "vocab"
+SECTIONS = ("vocab",)
+
+
+def load_reference(name: str):
+    """The reference tokenizer; a bad path or hub id is a params error, reported before any work."""
+    try:
+        return frag.load_tokenizer(name)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"vocab.reference_tokenizer={name!r}: cannot load a tokenizer from it: {e}") from e
+
+
+def analyse(cfg: Config, ours, reference, corpus_dir: Path, mirror: Path | None) -> dict[str, Any]:
+    """Every comparison of the report, ours against the reference tokenizer; `examples` (tokens,
+    not numbers) goes to the report only, the rest to metrics/vocab.json."""
+    vc, progress = cfg.vocab, cfg.runtime.progress
+    heldout = list(iter_texts(shard_paths(corpus_dir, "heldout"), vc.heldout_max_documents))
+    return {
+        "reference": {"name": vc.reference_tokenizer, "vocab_size": len(reference)},
+        "heldout": frag.compare_heldout(ours, reference, heldout) if heldout else None,
+        "ner_mentions": frag.compare_mentions(ours, reference, mirror, progress),
+        "input_length": frag.compare_input_lengths(ours, reference, mirror, progress),
+        "examples": frag.example_words(ours, reference, vc.example_words),
+    }
+
+
+def notes(metrics: dict[str, Any], mirror: Path | None) -> list[str]:
+    """What the report lacks, and why (the reader must not mistake a gap for a result)."""
+    out = []
+    if metrics["heldout"] is None:
+        out.append("No held-out corpus documents (corpus.heldout_fraction = 0?): held-out rows omitted.")
+    if mirror is None:
+        out.append(f"{MIRROR_ENV} is not set: no BLURB data, so no NER mention or input-length rows.")
+        return out
+    missing = [n for n in readers.NER_DATASETS if n not in metrics["ner_mentions"]["by_dataset"]]
+    if missing:
+        out.append(f"NER train sets not in the mirror, so not in the pooled numbers: {', '.join(missing)}.")
+    absent = [n for n in readers.ALL_DATASETS if n not in metrics["input_length"]]
+    if absent:
+        out.append(f"BLURB datasets not in the mirror: {', '.join(absent)}.")
+    partial = [f"{n} ({', '.join(s for s in readers.SPLITS if s not in splits)})"
+               for n, splits in metrics["input_length"].items() if len(splits) < len(readers.SPLITS)]
+    if partial:
+        out.append(f"Splits missing from the mirror: {'; '.join(partial)}.")
+    return out
+
+
+def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
+    from pubmedlm.tracking import stage_run
+
+    root = project_root()
+    corpus_dir, out_dir, report_dir = data_dir("corpus", root), data_dir(STAGE, root), reports_dir(STAGE, root)
+    mpath, mirror = metrics_path(STAGE, root), mirror_root()
+    reference = load_reference(cfg.vocab.reference_tokenizer)
+    for stale in (out_dir, report_dir, mpath):
+        clear_stale(stale)
+    with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
+        run_.add_inputs([Path("data/corpus")])
+        started = time.perf_counter()
+        tokenizer, facts = train_vocab(corpus_dir, cfg.vocab, cfg.runtime.progress)
+        train_seconds = time.perf_counter() - started
+        with atomic_dir(out_dir) as tmp:
+            save_tokenizer(tokenizer, tmp)
+            write_resolved_config(tmp, cfg, SECTIONS)
+        ours = frag.load_tokenizer(out_dir)  # reloaded from disk, exactly as later stages will
+        # Recipe facts only, no timings: the metrics file is the same on every machine.
+        metrics = {"vocab": {**facts, "lowercase": cfg.vocab.lowercase},
+                   **analyse(cfg, ours, reference, corpus_dir, mirror)}
+        examples = metrics.pop("examples")
+        write_json(mpath, metrics)
+        with atomic_dir(report_dir) as tmp:
+            text = render_markdown(metrics, examples, notes(metrics, mirror))
+            (tmp / "vocab.md").write_text(text, encoding="utf-8")
+            render_chart(metrics, tmp / "fragmentation.png")
+        run_.log_metrics(metrics)
+        run_.log_metrics({"train_seconds": round(train_seconds, 2)})
+        run_.log_artifact(mpath)
+        run_.log_artifact(report_dir, artifact_path="report")
+    return StageResult(
+        STAGE,
+        {"vocab": out_dir, "metrics": mpath, "report": report_dir / "vocab.md"},
+        _headline(metrics) | {"train_seconds": round(train_seconds, 2)},
+        run_.run_id,
+    )
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Pieces per word, ours and reference, on NER mentions and held-out text (where measured)."""
+    out: dict[str, Any] = {"vocab_size": metrics["vocab"]["vocab_size"]}
+    measured = {"ner_mentions": metrics["ner_mentions"]["mentions"] > 0, "heldout": metrics["heldout"] is not None}
+    for part in (p for p, ok in measured.items() if ok):
+        for side in ("ours", "reference"):
+            out[f"{part}.{side}.pieces_per_word"] = metrics[part][side]["pieces_per_word"]
+    return out

@@ -22,6 +22,7 @@ import pytest
 from pubmedlm.blurb.readers import Instance
 from pubmedlm.config import ConfigError, VocabConfig, load_config
 from pubmedlm.corpus.errors import CorpusError
+from pubmedlm.models import load_tokenizer
 from pubmedlm.vocab import fragmentation as frag
 from pubmedlm.vocab.train import (
     bert_normalizer,
@@ -71,7 +72,7 @@ def small_vocab(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) ->
 
 @pytest.fixture(scope="module")
 def reference():
-    return frag.load_tokenizer("minilm")
+    return load_tokenizer("minilm")
 
 
 def test_trained_vocab_loads_with_autotokenizer_as_bert(small_vocab: Path) -> None:
@@ -176,7 +177,7 @@ def test_in_domain_vocab_fragments_blurb_ner_mentions_less_than_bert(
     tok, facts = train_vocab(corpus, VocabConfig())  # the params default: 30,522
     out = tmp_path_factory.mktemp("ohsumed_vocab")
     save_tokenizer(tok, out)
-    ours = frag.load_tokenizer(out)
+    ours = load_tokenizer(out)
     assert facts["vocab_size"] == 30522 and facts["train_documents"] > 7000
     mentions = frag.compare_mentions(ours, reference, mirror)
     assert set(mentions["by_dataset"]) >= {"BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "JNLPBA"}

@@ -39,11 +39,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from pubmedlm.blurb.predictions import PredictionError
+    from pubmedlm.blurb.readers import BlurbFormatError
     from pubmedlm.corpus.errors import CorpusError
     from pubmedlm.sources import SourceError
     from pubmedlm.train.pretraining import PretrainError
 
-    return (*USER_ERRORS, SourceError, CorpusError, PretrainError)
+    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError)
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None) -> None:
@@ -53,6 +55,8 @@ def _run_stage(name: str, params: Path, overrides: list[str] | None) -> None:
     console.print(f"[green]{name}[/green] done; MLflow run {result.run_id}")
     for label, path in result.outputs.items():
         console.print(f"  {label}: {path}")
+    if hasattr(module, "summary"):  # a stage may print a table of its results (blurb-data: counts vs paper)
+        Console().print(module.summary(result))
 
 
 def _stage_command(name: str, help_text: str) -> None:
@@ -83,6 +87,35 @@ _stage_command(
     "Masked-LM pretraining with whole-word masking on Ray Train (from scratch with the in-domain "
     "vocab, or continued from a checkpoint); resumable; final model in data/pretrain/model.",
 )
+
+
+_stage_command(
+    "blurb_data",
+    "Prepare every BLURB dataset whose sources are available: verify sha256, read or convert, write "
+    "normalized train/dev/test JSONL in data/blurb_data/ and counts vs the paper in metrics/blurb_data.json.",
+)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    predictions: Annotated[Path, typer.Option("--predictions", help="Folder of <dataset id>.jsonl prediction files.")],
+    name: Annotated[str | None, typer.Option(help="Name shown for these predictions (default: the folder name).")] = None,
+    gold: Annotated[Path | None, typer.Option(help="Prepared BLURB data (default: the project's data/blurb_data).")] = None,
+    split: Annotated[str, typer.Option(help="Gold split scored: test or dev.")] = "test",
+    output: Annotated[Path | None, typer.Option(help="Scores JSON (default reports/evaluate/<name>.json; a .md beside it).")] = None,
+) -> None:
+    """Score any system's BLURB predictions (format: pubmedlm.blurb.predictions) beside the published models."""
+    from pubmedlm.blurb.predictions import comparison_markdown, rich_table, score_predictions
+    from pubmedlm.project import data_dir, project_root, reports_dir, write_json
+
+    root = project_root()
+    label = name or predictions.resolve().name
+    result = score_predictions(gold or data_dir("blurb_data", root), predictions, split)
+    out = output or reports_dir("evaluate", root) / f"{label}.json"
+    write_json(out, {"name": label, **result})
+    out.with_suffix(".md").write_text(comparison_markdown(result, label), encoding="utf-8")
+    Console().print(rich_table(result, label))
+    console.print(f"scores: {out} (markdown beside the published models: {out.with_suffix('.md')})")
 
 
 @app.command("params")

@@ -23,3 +23,16 @@ def resolve_model(name: str) -> str:
     if name == MINILM:
         return str(minilm_path())
     return name
+
+
+def load_tokenizer(name_or_path: str | Path):
+    """A fast HF tokenizer (`minilm`, a folder or a hub id) with truncation and padding off:
+    the MiniLM tokenizer.json pads and truncates to 128, which would hide long inputs."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(str(name_or_path)))
+    if not getattr(tok, "is_fast", False):
+        raise ValueError(f"tokenizer {name_or_path!r} is not a fast (tokenizers-backed) tokenizer")
+    tok.backend_tokenizer.no_truncation()
+    tok.backend_tokenizer.no_padding()
+    return tok

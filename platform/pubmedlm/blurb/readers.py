@@ -351,7 +351,21 @@ def gold_labels(name: str, split: str, root: Path) -> list:
 
 
 __all__ = [
-    "ALL_DATASETS", "NER_DATASETS", "BlurbFormatError", "Instance", "RelationRow", "TestDoc", "available",
-    "available_datasets", "gold_labels", "hoc_positive_labels", "instances", "mentions", "ner_sentences",
-    "read_relation_rows", "relation_tsv_text", "blurb_test_documents", "write_relation_tsv",
+    "ALL_DATASETS",
+    "NER_DATASETS",
+    "BlurbFormatError",
+    "Instance",
+    "RelationRow",
+    "TestDoc",
+    "available",
+    "available_datasets",
+    "blurb_test_documents",
+    "gold_labels",
+    "hoc_positive_labels",
+    "instances",
+    "mentions",
+    "ner_sentences",
+    "read_relation_rows",
+    "relation_tsv_text",
+    "write_relation_tsv",
 ]

@@ -1,8 +1,9 @@
 """The BLURB score: the mean over BLURB's six task types of the mean over each type's datasets.
 
-Owns the dataset -> task-type grouping, the dataset names (the paper's, with the data folders'
-names accepted as aliases) and the rule that a score with any dataset missing or replaced by a
-proxy is "partial" and says so wherever it is shown (`str()`, `as_dict()`, `label`).
+Owns the dataset -> task-type grouping, the dataset names (the paper's, with the registry ids and
+data folders' names accepted as aliases, from `registry.name_aliases`) and the rule that a score
+with any dataset missing or replaced by a proxy is "partial" and says so wherever it is shown
+(`str()`, `as_dict()`, `label`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from pubmedlm.blurb.registry import name_aliases
 
 # The paper's six task types and their datasets, in the paper's table order.
 TASK_TYPES: dict[str, tuple[str, ...]] = {
@@ -23,11 +26,9 @@ TASK_TYPES: dict[str, tuple[str, ...]] = {
 DATASETS: tuple[str, ...] = tuple(d for group in TASK_TYPES.values() for d in group)
 TASK_TYPE_OF = {d: t for t, group in TASK_TYPES.items() for d in group}
 
-# Data-folder names (`blurb/<name>/` in the mirror, readers.ALL_DATASETS) -> the paper's names.
-ALIASES = {
-    "BC5CDR-chem": "BC5-chem", "BC5CDR-disease": "BC5-disease", "ebmnlp": "EBM PICO",
-    "chemprot": "ChemProt", "pubmedqa": "PubMedQA",
-}
+# Registry ids and data-folder names (`blurb/<name>/` in the mirror) -> the paper's names; the
+# task registry (resources/blurb_tasks.yaml) is the one place that lists them.
+ALIASES = name_aliases()
 _BY_LOWER = {name.lower(): name for name in DATASETS} | {a.lower(): d for a, d in ALIASES.items()}
 
 

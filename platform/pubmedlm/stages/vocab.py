@@ -20,6 +20,7 @@ from typing import Any
 
 from pubmedlm.blurb import readers
 from pubmedlm.config import Config, ConfigError
+from pubmedlm.models import load_tokenizer
 from pubmedlm.project import (
     atomic_dir,
     clear_stale,
@@ -42,7 +43,7 @@ SECTIONS = ("vocab",)
 def load_reference(name: str):
     """The reference tokenizer; a bad path or hub id is a params error, reported before any work."""
     try:
-        return frag.load_tokenizer(name)
+        return load_tokenizer(name)
     except (OSError, ValueError) as e:
         raise ConfigError(f"vocab.reference_tokenizer={name!r}: cannot load a tokenizer from it: {e}") from e
 
@@ -99,7 +100,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         with atomic_dir(out_dir) as tmp:
             save_tokenizer(tokenizer, tmp)
             write_resolved_config(tmp, cfg, SECTIONS)
-        ours = frag.load_tokenizer(out_dir)  # reloaded from disk, exactly as later stages will
+        ours = load_tokenizer(out_dir)  # reloaded from disk, exactly as later stages will
         # Recipe facts only, no timings: the metrics file is the same on every machine.
         metrics = {"vocab": {**facts, "lowercase": cfg.vocab.lowercase},
                    **analyse(cfg, ours, reference, corpus_dir, mirror)}

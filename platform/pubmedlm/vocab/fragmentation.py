@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from pubmedlm.blurb import readers
-from pubmedlm.models import resolve_model
 
 BATCH = 1024  # texts per encode_batch call: large enough for Rust-side parallelism, small in memory
 
@@ -53,19 +52,6 @@ class Fragmentation:
             "pieces_per_text": round(self.pieces / max(self.texts, 1), 4),
             "unknown_per_1k_words": round(1000 * self.unknown_pieces / words, 3),
         }
-
-
-def load_tokenizer(name_or_path: str | Path):
-    """A fast HF tokenizer (`minilm`, a folder or a hub id) with truncation and padding off:
-    the MiniLM tokenizer.json pads and truncates to 128, which would hide long inputs."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(resolve_model(str(name_or_path)))
-    if not getattr(tok, "is_fast", False):
-        raise ValueError(f"tokenizer {name_or_path!r} is not a fast (tokenizers-backed) tokenizer")
-    tok.backend_tokenizer.no_truncation()
-    tok.backend_tokenizer.no_padding()
-    return tok
 
 
 def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:

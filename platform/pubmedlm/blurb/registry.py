@@ -1,0 +1,186 @@
+"""The BLURB task registry: the 13 datasets as data (`resources/blurb_tasks.yaml`), not classes.
+
+Owns the loader and validator of that file and every dataset's names. One `Task` per row:
+
+| field | meaning |
+|---|---|
+| `id` | registry id (`config.BLURB_DATASETS`), the name of `data/blurb_data/<id>/` and of prediction files |
+| `paper_name` | the paper's name (`score.DATASETS`, the published table) |
+| `folder` | the mirror folder `blurb/<folder>/` (the BLURB data_generation name) |
+| `task_type` | `ner`, `pico`, `re`, `similarity`, `doc_classification`, `qa` (see `TASK_TYPE_NAMES`) |
+| `head` | `token_classification`, `sequence_classification`, `regression`, `multi_label` |
+| `format` | the source reader (`normalized.READERS`): `conll`, `relation_tsv`, `gad_tsv`, ... |
+| `files` | split -> source paths of the published BLURB file(s) |
+| `converter`, `raw` | ChemProt / DDI: converter name and split -> raw inputs it rebuilds a split from |
+| `checks` | extra files the stage cross-checks (EBM PICO PMID lists, PubMedQA test truth) |
+| `labels` | the label set (NER/PICO tags, class names, HoC hallmark indices; BIOSSES none) |
+| `metric`, `metric_args` | a key of `metrics.METRICS` and its extra keyword arguments |
+| `max_length` | max input length in sub-word tokens (the paper's where stated; else LinkBERT's) |
+| `input` | how the model reads a row: `layout` (tokens/single/pair), `fields`, `tags`, `entity_tokens` |
+| `unit`, `paper_counts` | the paper's counting unit and its train/dev/test counts (Table 2) |
+| `deviations` | split -> {count, reason}: documented differences between our data and the paper's count |
+
+`canonical()` and the score's aliases come from here: any of id, paper name or folder names a task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from pubmedlm.blurb.metrics import METRICS
+
+RESOURCE = "blurb_tasks.yaml"
+SPLITS = ("train", "dev", "test")
+# Registry task types -> the paper's six task-type names (score.TASK_TYPES keys), in its order.
+TASK_TYPE_NAMES = {
+    "ner": "NER", "pico": "PICO", "re": "relation extraction", "similarity": "sentence similarity",
+    "doc_classification": "document classification", "qa": "question answering",
+}
+UNITS = {"ner": "mentions", "pico": "labelled tokens", "re": "pairs", "similarity": "pairs",
+         "doc_classification": "abstracts", "qa": "questions"}
+HEADS = ("token_classification", "sequence_classification", "regression", "multi_label")
+FORMATS = ("conll", "relation_tsv", "gad_tsv", "biosses_tsv", "hoc_tsv", "pubmedqa_json", "bioasq_tsv")
+CONVERTERS = ("chemprot", "ddi")
+
+
+class RegistryError(ValueError):
+    """The registry file breaks its own rules; the message names the row and the field."""
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A documented difference between our count of a split and the paper's."""
+
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One BLURB dataset: everything the stages need to prepare, fine-tune and score it."""
+
+    id: str
+    paper_name: str
+    folder: str
+    task_type: str
+    head: str
+    format: str
+    files: dict[str, tuple[str, ...]]
+    labels: tuple[str, ...]
+    metric: str
+    max_length: int
+    input: dict[str, Any]
+    unit: str
+    paper_counts: dict[str, int]
+    metric_args: dict[str, Any] = field(default_factory=dict)
+    converter: str | None = None
+    raw: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    checks: dict[str, dict[str, str]] = field(default_factory=dict)
+    deviations: dict[str, Deviation] = field(default_factory=dict)
+    score_range: tuple[float, float] | None = None
+    notes: str = ""
+
+    @property
+    def type_name(self) -> str:
+        """The paper's task-type name (`score.TASK_TYPES` key)."""
+        return TASK_TYPE_NAMES[self.task_type]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, written into each prepared dataset's meta.json."""
+        return {
+            "id": self.id, "paper_name": self.paper_name, "folder": self.folder,
+            "task_type": self.task_type, "head": self.head, "format": self.format,
+            "labels": list(self.labels), "metric": self.metric, "metric_args": dict(self.metric_args),
+            "max_length": self.max_length, "input": dict(self.input), "unit": self.unit,
+            "paper_counts": dict(self.paper_counts), "score_range": list(self.score_range or []) or None,
+            "deviations": {s: {"count": d.count, "reason": d.reason} for s, d in self.deviations.items()},
+            "notes": self.notes,
+        }
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _task(row: dict[str, Any]) -> Task:
+    row = dict(row)
+    row["files"] = {s: _paths(v) for s, v in row["files"].items()}
+    row["raw"] = {s: _paths(v) for s, v in row.get("raw", {}).items()}
+    row["labels"] = tuple(str(x) for x in row["labels"])
+    row["deviations"] = {s: Deviation(int(d["count"]), " ".join(d["reason"].split()))
+                         for s, d in row.get("deviations", {}).items()}
+    if row.get("score_range") is not None:
+        row["score_range"] = tuple(float(x) for x in row["score_range"])
+    row["notes"] = " ".join(str(row.get("notes", "")).split())
+    try:
+        return Task(**row)
+    except TypeError as e:
+        raise RegistryError(f"{RESOURCE}: row {row.get('id')!r}: {e}") from None
+
+
+def _validate(task: Task) -> None:
+    where = f"{RESOURCE}: {task.id}"
+    checks = {
+        "task_type": task.task_type in TASK_TYPE_NAMES, "head": task.head in HEADS,
+        "format": task.format in FORMATS, "metric": task.metric in METRICS,
+        "unit": task.unit == UNITS.get(task.task_type), "files": set(task.files) == set(SPLITS),
+        "paper_counts": set(task.paper_counts) == set(SPLITS), "max_length": 0 < task.max_length <= 512,
+        "converter": task.converter is None or (task.converter in CONVERTERS and set(task.raw) == set(SPLITS)),
+        "deviations": set(task.deviations) <= set(SPLITS),
+        "labels": bool(task.labels) != (task.task_type == "similarity"),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise RegistryError(f"{where}: invalid {', '.join(bad)}")
+
+
+@lru_cache(maxsize=1)
+def tasks() -> dict[str, Task]:
+    """Every registry row, by id, in the paper's table order (read and validated once)."""
+    text = resources.files("pubmedlm.resources").joinpath(RESOURCE).read_text(encoding="utf-8")
+    out: dict[str, Task] = {}
+    for row in yaml.safe_load(text):
+        task = _task(row)
+        _validate(task)
+        if task.id in out:
+            raise RegistryError(f"{RESOURCE}: {task.id} is listed twice")
+        out[task.id] = task
+    return out
+
+
+@lru_cache(maxsize=1)
+def _by_name() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for task in tasks().values():
+        for name in (task.id, task.paper_name, task.folder):
+            if names.setdefault(name.lower(), task.id) != task.id:
+                raise RegistryError(f"{RESOURCE}: name {name!r} belongs to two tasks")
+    return names
+
+
+def get(name: str) -> Task:
+    """The task named by its id, paper name or mirror folder (case-insensitive)."""
+    try:
+        return tasks()[_by_name()[name.lower()]]
+    except KeyError:
+        raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(tasks())}") from None
+
+
+def name_aliases() -> dict[str, str]:
+    """Every other name of a task (id, mirror folder) -> its paper name, for `score.canonical`."""
+    out = {}
+    for task in tasks().values():
+        for name in (task.id, task.folder):
+            if name != task.paper_name:
+                out[name] = task.paper_name
+    return out
+
+
+__all__ = [
+    "SPLITS", "TASK_TYPE_NAMES", "UNITS", "Deviation", "RegistryError", "Task", "get", "name_aliases", "tasks",
+]

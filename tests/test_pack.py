@@ -12,8 +12,7 @@ import pytest
 
 from conftest import REPO
 from pubmedlm.config import load_config
-from pubmedlm.models import resolve_model
-from pubmedlm.stages.pack import load_tokenizer
+from pubmedlm.models import load_tokenizer, resolve_model
 from pubmedlm.train.packing import PackedSet, SpecialIds, StreamPacker, nsp_instances, nsp_row
 
 SPECIAL = SpecialIds(cls=101, sep=102, pad=0)

@@ -44,7 +44,8 @@ def validate(cfg: Config, root: Path) -> dict:
     """All input checks, before any compute; returns facts the run needs."""
     from transformers import AutoConfig
 
-    from pubmedlm.stages.pack import PACK_INFO, load_tokenizer
+    from pubmedlm.models import load_tokenizer
+    from pubmedlm.stages.pack import PACK_INFO
 
     if cfg.pretrain is None:
         raise PretrainError("params: the `pretrain` section is missing (see pipelines/profiles/paper.yaml)")
@@ -61,6 +62,9 @@ def validate(cfg: Config, root: Path) -> dict:
                 PackedSet(folder)
             except ValueError as e:
                 raise PretrainError(str(e)) from None
+    init = resolve_model(cfg.pretrain.init)
+    if cfg.pretrain.init != "scratch" and Path(init).exists() and not (Path(init) / "config.json").is_file():
+        raise PretrainError(f"pretrain.init: {init} holds no model (config.json missing)")
     tok_path = _tokenizer_path(cfg, root)
     tokenizer = load_tokenizer(Path(tok_path))
     packed_vocab = json.loads((pack / PACK_INFO).read_text())["vocab_size"]
@@ -74,8 +78,6 @@ def validate(cfg: Config, root: Path) -> dict:
             raise PretrainError("pretrain.model.max_position_embeddings is shorter than a phase's seq_len")
     else:
         init = resolve_model(cfg.pretrain.init)
-        if Path(init).exists() and not (Path(init) / "config.json").is_file():
-            raise PretrainError(f"pretrain.init: {init} holds no model (config.json missing)")
         model_vocab = AutoConfig.from_pretrained(init).vocab_size
         if model_vocab != len(tokenizer):
             raise PretrainError(f"pretrain.init: model vocab_size {model_vocab} != its tokenizer's {len(tokenizer)} entries")
@@ -98,7 +100,7 @@ def run_name(cfg: Config, root: Path) -> str:
 
 def unigram_baseline(cfg: Config, root: Path, tokenizer_path: str) -> float:
     """MLM accuracy of always predicting the most frequent training piece, on the held-out targets."""
-    from pubmedlm.stages.pack import load_tokenizer
+    from pubmedlm.models import load_tokenizer
     from pubmedlm.train.mlm import IGNORE, vocab_info
     from pubmedlm.train.pretraining import heldout_batches
 

@@ -77,12 +77,24 @@ def train_steps(
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
         scheduler.step()
-        stats = {k: v / accum if k.endswith("loss") else v for k, v in stats.items()}
+        stats = _across_ranks({k: v / accum if k.endswith("loss") else v for k, v in stats.items()})
         stats.update(
             grad_norm=float(grad_norm), lr=scheduler.get_last_lr()[0], step_time=time.perf_counter() - t0
         )
         for hook in hooks.on_step:
             hook(step + 1, stats)
+
+
+def _across_ranks(stats: dict[str, float]) -> dict[str, float]:
+    """Global-batch statistics: losses averaged and counters summed over all DDP ranks, so what is
+    logged does not depend on how the global batch was split between workers."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return stats
+    keys = sorted(stats)
+    values = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
+    torch.distributed.all_reduce(values)
+    world = torch.distributed.get_world_size()
+    return {k: float(v) / world if k.endswith("loss") else float(v) for k, v in zip(keys, values, strict=True)}
 
 
 @torch.no_grad()

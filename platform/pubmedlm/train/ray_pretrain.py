@@ -109,7 +109,7 @@ def pretrain_worker(cfg: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from pubmedlm.stages.pack import load_tokenizer
+    from pubmedlm.models import load_tokenizer
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()

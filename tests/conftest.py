@@ -82,3 +82,17 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+def ohsumed_docs(mirror: Path, n: int) -> list[str]:
+    """The first `n` OHSUMED abstracts of the mirror's sample, one string each (newlines as spaces)."""
+    import tarfile
+
+    docs: list[str] = []
+    with tarfile.open(mirror / "corpus/pubmed_abstracts/ohsumed_single_23.tar.gz") as tar:
+        for member in tar:
+            if member.isfile():
+                docs.append(tar.extractfile(member).read().decode("utf-8").replace("\n", " "))
+                if len(docs) == n:
+                    break
+    return docs

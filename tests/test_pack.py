@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import json
 import random
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, ohsumed_docs
 from pubmedlm.config import load_config
 from pubmedlm.models import load_tokenizer, resolve_model
 from pubmedlm.train.packing import PackedSet, SpecialIds, StreamPacker, nsp_instances, nsp_row
 
 SPECIAL = SpecialIds(cls=101, sep=102, pad=0)
-
-
-def _ohsumed(mirror: Path, n: int) -> list[str]:
-    docs = []
-    with tarfile.open(mirror / "corpus/pubmed_abstracts/ohsumed_single_23.tar.gz") as tar:
-        for member in tar:
-            if member.isfile():
-                docs.append(tar.extractfile(member).read().decode("utf-8").replace("\n", " "))
-                if len(docs) == n:
-                    break
-    return docs
 
 
 def test_stream_packer_keeps_every_token_in_order() -> None:
@@ -60,7 +48,7 @@ def test_nsp_instances_follow_bert_layout() -> None:
 def test_pack_stage_on_real_text(project: Path, mirror: Path) -> None:
     from pubmedlm.stages import pack
 
-    docs = _ohsumed(mirror, 300)
+    docs = ohsumed_docs(mirror, 300)
     corpus = project / "data" / "corpus"
     corpus.mkdir(parents=True)
     for split, chunk in (("train", docs[:260]), ("heldout", docs[260:])):

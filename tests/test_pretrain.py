@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, ohsumed_docs
 from pubmedlm.config import VocabConfig, load_config
 from pubmedlm.models import load_tokenizer
 from pubmedlm.train.mlm import IGNORE, vocab_info, whole_word_mask
@@ -35,17 +34,6 @@ TINY = {
 }
 
 
-def _ohsumed(mirror: Path, n: int) -> list[str]:
-    docs = []
-    with tarfile.open(mirror / "corpus/pubmed_abstracts/ohsumed_single_23.tar.gz") as tar:
-        for member in tar:
-            if member.isfile():
-                docs.append(tar.extractfile(member).read().decode("utf-8").replace("\n", " "))
-                if len(docs) == n:
-                    break
-    return docs
-
-
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
     """A project with a real corpus sample, an in-domain vocab and packed 64-token sequences."""
@@ -55,7 +43,7 @@ def packed(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
     root = tmp_path_factory.mktemp("pretrain")
     corpus = root / "data" / "corpus"
     corpus.mkdir(parents=True)
-    docs = _ohsumed(mirror, 1300)
+    docs = ohsumed_docs(mirror, 1300)
     for split, chunk in (("train", docs[:1200]), ("heldout", docs[1200:])):
         with open(corpus / f"{split}-00000.jsonl", "w") as f:
             for i, text in enumerate(chunk):
@@ -118,7 +106,7 @@ def _loss_history(root: Path, run_name: str = "pretrain") -> list[tuple[int, flo
 def test_whole_word_masking_masks_whole_words_only(mirror: Path) -> None:
     tok = load_tokenizer("minilm")
     info = vocab_info(tok)
-    texts = [" ".join(d.split()[:60]) for d in _ohsumed(mirror, 16)]
+    texts = [" ".join(d.split()[:60]) for d in ohsumed_docs(mirror, 16)]
     enc = tok(texts, padding="max_length", max_length=96, truncation=True, return_tensors="pt")
     for seed in range(5):
         masked, labels = whole_word_mask(enc["input_ids"], info, 0.15, torch.Generator().manual_seed(seed))
@@ -251,7 +239,7 @@ def test_continued_from_minilm_learns_far_faster_than_scratch(mirror: Path) -> N
     tok = load_tokenizer("minilm")
     info = vocab_info(tok)
     packer = StreamPacker(64, SpecialIds(tok.cls_token_id, tok.sep_token_id, tok.pad_token_id))
-    rows = [r for d in _ohsumed(mirror, 120) for r in packer.feed(tok(d, add_special_tokens=False)["input_ids"])]
+    rows = [r for d in ohsumed_docs(mirror, 120) for r in packer.feed(tok(d, add_special_tokens=False)["input_ids"])]
 
     class Rows:  # the slice of PackedSet that make_batch reads
         input_ids = np.array(rows[:160], dtype=np.int64)

@@ -56,7 +56,7 @@ def _run_stage(name: str, params: Path, overrides: list[str] | None) -> None:
     for label, path in result.outputs.items():
         console.print(f"  {label}: {path}")
     if hasattr(module, "summary"):  # a stage may print a table of its results (blurb-data: counts vs paper)
-        Console().print(module.summary(result))
+        Console(width=None if sys.stdout.isatty() else 160).print(module.summary(result))
 
 
 def _stage_command(name: str, help_text: str) -> None:

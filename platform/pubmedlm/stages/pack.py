@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from pubmedlm.config import Config
-from pubmedlm.models import resolve_model
+from pubmedlm.models import load_tokenizer, resolve_model
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
 from pubmedlm.train.packing import PackedWriter, SpecialIds, StreamPacker, id_dtype, nsp_instances, nsp_row
@@ -50,19 +50,21 @@ def _blocks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
         yield block
 
 
-def load_tokenizer(path: Path):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(path))
-    tok.backend_tokenizer.no_truncation()  # whole documents: packing decides the cut
-    return tok
+def _piece_ids(tok, texts: list[str]) -> list[list[int]]:
+    """Piece ids of each text, without special tokens: the same ids as `tok(texts, add_special_tokens=False)`."""
+    backend = tok.backend_tokenizer
+    if backend.truncation is None and backend.padding is None:
+        # The Rust batch call without character offsets (nobody reads them here) and without the
+        # Python BatchEncoding wrapper: ~20% less tokenizer time on documents and on sentences.
+        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    return tok(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
 
 def _tokenize_block(tok, block: list[str], splitter) -> list[list[list[int]]]:
     """Documents -> sentences -> piece ids (one batched call for the whole block)."""
     sents_per_doc = [splitter.tokenize(text) if splitter else [text] for text in block]
     flat = [s for sents in sents_per_doc for s in sents]
-    ids = tok(flat, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    ids = _piece_ids(tok, flat)
     out, i = [], 0
     for sents in sents_per_doc:
         doc = [x for x in ids[i : i + len(sents)] if x]

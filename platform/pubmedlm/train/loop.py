@@ -91,7 +91,9 @@ def _across_ranks(stats: dict[str, float]) -> dict[str, float]:
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return stats
     keys = sorted(stats)
-    values = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
+    # NCCL reduces only CUDA tensors; gloo (CPU workers) takes CPU ones.
+    device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+    values = torch.tensor([stats[k] for k in keys], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(values)
     world = torch.distributed.get_world_size()
     return {k: float(v) / world if k.endswith("loss") else float(v) for k, v in zip(keys, values, strict=True)}

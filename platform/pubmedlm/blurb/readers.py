@@ -130,54 +130,38 @@ def _fields(path: Path, lineno: int, row: list[str], n: int) -> list[str]:
     return row
 
 
-def _pubmedqa(split: str, root: Path) -> Iterator[Instance]:
-    folder = root / "blurb" / "pubmedqa"
-    data = json.loads((folder / "ori_pqal.json").read_text(encoding="utf-8"))
-    for lineno, row in _tsv_rows(folder / "pqal_fold0_split.tsv", header=True):
-        pmid, row_split, _label = _fields(folder / "pqal_fold0_split.tsv", lineno, row, 3)
-        if row_split == split:
-            item = data[pmid]
-            yield Instance(pmid, [item["QUESTION"], " ".join(item["CONTEXTS"])])
+def _texts(task_type: str, row: dict) -> list[str]:
+    """The model input texts of one normalized row."""
+    if task_type in ("ner", "pico"):
+        return [" ".join(row["tokens"])]
+    if task_type == "similarity":
+        return [row["text_a"], row["text_b"]]
+    if task_type == "qa":
+        return [row["question"], row["context"]]
+    return [row["text"]]
+
+
+def _task_files(name: str, split: str, root: Path) -> tuple[object, list[Path]]:
+    from pubmedlm.blurb import registry
+
+    task = registry.get(name)  # KeyError naming the known datasets
+    return task, [root / rel for rel in task.files.get(split, ())]
 
 
 def instances(name: str, split: str, root: Path) -> Iterator[Instance]:
-    """The model input texts of every instance of one dataset split."""
-    if name == "pubmedqa":
-        yield from _pubmedqa(split, root)
-        return
-    path = _split_file(name, split, root)
-    if name in NER_DATASETS or name == PICO_DATASET:
-        for i, (tokens, _tags) in enumerate(ner_sentences(path)):
-            yield Instance(f"{split}-{i}", [" ".join(tokens)])
-    elif name in RE_TSV_DATASETS:
-        for lineno, row in _tsv_rows(path, header=False):
-            pair_id, sentence, _label = _fields(path, lineno, row, 3)
-            yield Instance(pair_id, [sentence])
-    elif name == "GAD":
-        for lineno, row in _tsv_rows(path, header=True):
-            idx, sentence, _label = _fields(path, lineno, row, 3)
-            yield Instance(idx, [sentence])
-    elif name == "BIOSSES":
-        for lineno, row in _tsv_rows(path, header=True):
-            pair_id, s1, s2, _score = _fields(path, lineno, row, 4)
-            yield Instance(pair_id, [s1, s2])
-    elif name == "HoC":
-        for lineno, row in _tsv_rows(path, header=True):
-            _labels, sentence, index = _fields(path, lineno, row, 3)
-            yield Instance(index, [sentence])
-    elif name == "BioASQ":
-        for lineno, row in _tsv_rows(path, header=False):
-            qid, question, context, _label = _fields(path, lineno, row, 4)
-            yield Instance(qid, [question, context])
-    else:
-        raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(ALL_DATASETS)}")
+    """The model input texts of every instance of one dataset split (registry id or folder name),
+    read with the registry's strict format readers (the same ones the blurb-data stage uses)."""
+    from pubmedlm.blurb.normalized import read_split
+
+    task, paths = _task_files(name, split, root)
+    for row in read_split(task, split, paths):
+        yield Instance(row["id"], _texts(task.task_type, row))
 
 
 def available(name: str, split: str, root: Path) -> bool:
-    if name == "pubmedqa":
-        folder = root / "blurb" / "pubmedqa"
-        return (folder / "ori_pqal.json").is_file() and (folder / "pqal_fold0_split.tsv").is_file()
-    return _split_file(name, split, root).is_file()
+    """Whether every source file of this split is present under `root`."""
+    _task, paths = _task_files(name, split, root)
+    return bool(paths) and all(p.is_file() for p in paths)
 
 
 def available_datasets(root: Path) -> list[str]:

@@ -280,7 +280,7 @@ def main() -> None:
           f"({len(peaks)} measurements); stage's measure_peak_flops() once: {stage_peak / 1e12:.2f}; "
           f"total {time.perf_counter() - start:.0f} s; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
           f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-          f"HF optimizer {', '.join(sorted(HF_OPTIM))}; ours torch.optim.AdamW (default implementation)")
+          f"HF optimizer {', '.join(sorted(HF_OPTIM))}; ours torch.optim.AdamW(fused=True) (optimizer_and_schedule)")
     print(f"{'model':>9} {'side':>10} {'batch':>5} {'steps':>5} {'step s':>7} {'(IQR)':>15} {'seq/s':>7} {'tok/s':>8} "
           f"{'GFLOP/seq':>9} {'MFU %':>6} {'ratio':>6} {'CPU s':>6} {'CPU ratio':>9}")
     for m, r in results.items():

@@ -9,7 +9,6 @@ sequence length and split: `data/pack/len<L>/{train,heldout}/` (see `train/packi
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from pubmedlm.config import Config
+from pubmedlm.corpus.shards import iter_texts, shard_paths
 from pubmedlm.models import load_tokenizer, resolve_model
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
@@ -30,13 +30,10 @@ SPLITS = ("train", "heldout")
 
 def corpus_documents(corpus: Path, split: str) -> Iterator[str]:
     """Texts of one corpus split, shard by shard in name order."""
-    shards = sorted(corpus.glob(f"{split}-*.jsonl"))
+    shards = shard_paths(corpus, split)
     if not shards:
         raise FileNotFoundError(f"{corpus}: no {split}-*.jsonl shards (run the corpus stage first)")
-    for shard in shards:
-        with open(shard, encoding="utf-8") as f:
-            for line in f:
-                yield json.loads(line)["text"]
+    return iter_texts(shards)
 
 
 def _blocks(texts: Iterator[str], size: int) -> Iterator[list[str]]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pubmedlm.blurb import readers
 from pubmedlm.config import Config, ConfigError
+from pubmedlm.corpus.shards import iter_texts, shard_paths
 from pubmedlm.models import load_tokenizer
 from pubmedlm.project import (
     atomic_dir,
@@ -34,7 +35,7 @@ from pubmedlm.sources import MIRROR_ENV, mirror_root
 from pubmedlm.stages import StageResult, write_resolved_config
 from pubmedlm.vocab import fragmentation as frag
 from pubmedlm.vocab.report import render_chart, render_markdown
-from pubmedlm.vocab.train import iter_texts, save_tokenizer, shard_paths, train_vocab
+from pubmedlm.vocab.train import save_tokenizer, train_vocab
 
 STAGE = "vocab"
 SECTIONS = ("vocab",)

@@ -21,7 +21,7 @@ demo: $(STAMP)
 	pubmedlm remote
 	dvc repro
 	@echo
-	@echo "Reports:   $(CURDIR)/reports/  (vocab: reports/vocab/vocab.md, reports/vocab/fragmentation.png)"
+	@echo "Reports:   $(CURDIR)/reports/  (BLURB: reports/evaluate/blurb.md; vocab: reports/vocab/vocab.md, fragmentation.png)"
 	@echo "Metrics:   $(CURDIR)/metrics/  (dvc metrics show)"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db  -> http://127.0.0.1:5000"
 

@@ -42,16 +42,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pubmedlm.blurb.predictions import PredictionError
     from pubmedlm.blurb.readers import BlurbFormatError
     from pubmedlm.corpus.errors import CorpusError
+    from pubmedlm.finetune.features import FinetuneError
     from pubmedlm.sources import SourceError
     from pubmedlm.train.pretraining import PretrainError
 
-    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError)
+    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError, FinetuneError)
 
 
-def _run_stage(name: str, params: Path, overrides: list[str] | None) -> None:
+def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
     cfg = load_config(params, overrides or [])
     module = importlib.import_module(f"pubmedlm.stages.{name}")
-    result = module.run(cfg, params_file=params)
+    result = module.run(cfg, params_file=params, **kwargs)
     console.print(f"[green]{name}[/green] done; MLflow run {result.run_id}")
     for label, path in result.outputs.items():
         console.print(f"  {label}: {path}")
@@ -96,15 +97,39 @@ _stage_command(
 )
 
 
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="BLURB dataset id (e.g. NCBI-disease).")]
+
+
+@app.command("tune")
+def tune_cmd(task: TaskOpt, params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
+    """Search fine-tuning hyperparameters on one task's dev split (Ray Tune + Optuna TPE + ASHA); the best
+    configuration and the trial table go to data/tune/<task>/, every trial to MLflow under the task's run."""
+    _run_stage("tune", params, set_, task=task)
+
+
+@app.command("finetune")
+def finetune_cmd(task: TaskOpt, params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
+    """Fine-tune one task with its tuned configuration for N seeds; test mean ± std, every seed's
+    predictions and the best-dev seed's model in data/finetune/<task>/."""
+    _run_stage("finetune", params, set_, task=task)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
-    predictions: Annotated[Path, typer.Option("--predictions", help="Folder of <dataset id>.jsonl prediction files.")],
+    predictions: Annotated[Path | None, typer.Option("--predictions", help="Score a folder of <dataset id>.jsonl "
+                                                     "prediction files instead of the pipeline's fine-tuned tasks.")] = None,
     name: Annotated[str | None, typer.Option(help="Name shown for these predictions (default: the folder name).")] = None,
     gold: Annotated[Path | None, typer.Option(help="Prepared BLURB data (default: the project's data/blurb_data).")] = None,
     split: Annotated[str, typer.Option(help="Gold split scored: test or dev.")] = "test",
     output: Annotated[Path | None, typer.Option(help="Scores JSON (default reports/evaluate/<name>.json; a .md beside it).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
 ) -> None:
-    """Score any system's BLURB predictions (format: pubmedlm.blurb.predictions) beside the published models."""
+    """The BLURB score of the fine-tuned tasks beside the published models (metrics/evaluate.json,
+    reports/evaluate/blurb.md); with --predictions, score any system's prediction files instead."""
+    if predictions is None:
+        _run_stage("evaluate", params, set_)
+        return
     from pubmedlm.blurb.predictions import comparison_markdown, rich_table, score_predictions
     from pubmedlm.project import data_dir, project_root, reports_dir, write_json
 
@@ -116,6 +141,26 @@ def evaluate_cmd(
     out.with_suffix(".md").write_text(comparison_markdown(result, label), encoding="utf-8")
     Console().print(rich_table(result, label))
     console.print(f"scores: {out} (markdown beside the published models: {out.with_suffix('.md')})")
+
+
+@app.command("blurb")
+def blurb_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="Encoder: a local HF folder, a hub id, `minilm`, or "
+                                       "`pretrain` (this pipeline's model).")],
+    datasets: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Only these datasets (repeatable; "
+                                                       "default: finetune.datasets).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+) -> None:
+    """Score any HF encoder on every available BLURB dataset the paper's way: tune on dev, fine-tune N
+    seeds, test mean, BLURB score beside the published models. Tracked in MLflow (experiment
+    blurb-<model>, one parent run per dataset with its trials and seeds); outputs in data/blurb/<model>/."""
+    from pubmedlm.stages.blurb import run_blurb
+
+    cfg = load_config(params, set_ or [])
+    result = run_blurb(cfg, model, datasets or None, params_file=params)
+    Console(width=None if sys.stdout.isatty() else 160).print(Path(result.outputs["report"]).read_text(encoding="utf-8"))
+    console.print(f"[green]blurb[/green] done: {result.outputs['report']} (MLflow experiment {result.metrics['experiment']})")
 
 
 @app.command("params")

@@ -251,6 +251,138 @@ class BlurbDataConfig(StrictModel):
         return value
 
 
+class FloatRange(StrictModel):
+    """A closed range [low, high] searched on a linear or log scale; low == high fixes the value."""
+
+    low: float
+    """Smallest value searched."""
+    high: float
+    """Largest value searched."""
+    log: bool = False
+    """Sample on a log scale (learning rates)."""
+
+    @field_validator("high")
+    @classmethod
+    def _ordered(cls, high: float, info) -> float:
+        low = info.data.get("low")
+        if low is not None and high < low:
+            raise ValueError(f"empty range: high {high} < low {low}")
+        return high
+
+
+class SearchSpace(StrictModel):
+    """The fine-tuning hyperparameters Ray Tune + Optuna search per task (paper: a grid of
+    LR {1e-5, 3e-5, 5e-5} x batch {16, 32} x epochs, chosen on dev)."""
+
+    learning_rate: FloatRange = FloatRange(low=8e-6, high=8e-5, log=True)
+    """Peak learning rate, log scale around the paper's {1e-5, 3e-5, 5e-5}."""
+    batch_size: list[int] = Field([16, 32], min_length=1)
+    """Global batch sizes to choose from (paper: 16, 32)."""
+    epochs: tuple[int, int] = (2, 10)
+    """Inclusive range of training epochs (paper: 2-60; the LR schedule spans a trial's epochs)."""
+    warmup_ratio: FloatRange = FloatRange(low=0.0, high=0.2)
+    """Share of steps in linear warm-up (paper: 0.1), then linear decay to 0."""
+    weight_decay: FloatRange = FloatRange(low=0.0, high=0.1)
+    """AdamW weight decay (not on biases and LayerNorm)."""
+    dropout: FloatRange = FloatRange(low=0.0, high=0.2)
+    """Hidden and attention dropout of the encoder and the head's input (paper: 0.1)."""
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batches(cls, value: list[int]) -> list[int]:
+        if any(b < 1 for b in value):
+            raise ValueError("batch sizes must be >= 1")
+        return value
+
+    @field_validator("epochs")
+    @classmethod
+    def _epoch_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] < 1 or value[1] < value[0]:
+            raise ValueError(f"empty epoch range {list(value)}: need 1 <= low <= high")
+        return value
+
+
+class TuneConfig(StrictModel):
+    """The `tune` stage: a hyperparameter search on dev per task (Ray Tune, Optuna TPE, ASHA)."""
+
+    num_samples: int = Field(12, ge=1)
+    """Trials per task."""
+    max_concurrent: int = Field(1, ge=1)
+    """Trials running at once (each takes runtime.cpus_per_worker CPUs and gpus_per_worker GPUs)."""
+    search: SearchSpace = SearchSpace()
+    """The search space."""
+    scheduler: Literal["asha", "fifo"] = "asha"
+    """`asha` stops weak trials early on the per-epoch dev metric; `fifo` runs every trial to the end."""
+    grace_period: int = Field(1, ge=1)
+    """ASHA: epochs every trial runs before it can be stopped."""
+    reduction_factor: int = Field(3, ge=2)
+    """ASHA: keep the top 1/reduction_factor of trials at each rung."""
+    seed: int = 0
+    """Seed of the TPE sampler and of every trial's initialisation and data order."""
+
+
+class FinetuneConfig(StrictModel):
+    """Fine-tuning on BLURB (shared by `tune` and `finetune`): the model, the heads' modelling
+    choices, seeds and caps. Caps make scores "not comparable" with the paper's."""
+
+    model: str = "pretrain"
+    """The encoder: `pretrain` (this pipeline's pretrained model), `minilm`, a local HF folder or a hub id."""
+    datasets: list[str] = BLURB_DATASETS
+    """Registry ids to fine-tune; ones blurb-data could not prepare are reported as unavailable."""
+    tagging: Literal["IO", "BIO", "BIOUL"] = "BIO"
+    """NER/PICO tagging scheme the model learns (the paper's ablation: same entity F1)."""
+    re_entity: Literal["dummy", "markers", "original"] = "dummy"
+    """Relation extraction input: entity dummy tokens (paper default), entity markers around the
+    original mentions, or the original text (needs rows with entity spans: ChemProt, DDI)."""
+    re_pooling: Literal["cls", "entity_start"] = "cls"
+    """RE representation: [CLS], or the two entities' first tokens concatenated."""
+    seeds: dict[str, int] = {"default": 5, "BIOSSES": 10, "BioASQ": 10, "PubMedQA": 10}
+    """Seeds per dataset for the test score (paper: 10 for BIOSSES, BioASQ, PubMedQA, else 5)."""
+    seed: int = 1000
+    """First fine-tuning seed; seed k is seed + k."""
+    attention_dropout: float | None = Field(None, ge=0, lt=1)
+    """Dropout on attention probabilities; null: the searched `dropout` (BERT: both 0.1). On CPU,
+    attention dropout makes a 512-token step about 3x slower (MiniLM, measured)."""
+    precision: Literal["bf16", "fp32"] = "bf16"
+    """Autocast dtype."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradient clipping threshold."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    adam_eps: float = Field(1e-8, gt=0)
+    """AdamW epsilon."""
+    max_train_examples: int | None = Field(None, ge=1)
+    """Cap on training rows (tiny profile); set -> "not comparable"."""
+    max_eval_examples: int | None = Field(None, ge=1)
+    """Cap on dev/test rows scored (tiny profile); set -> "not comparable"."""
+    max_length: int | None = Field(None, ge=8)
+    """Cap below the registry's max input length (tiny profile); set -> "not comparable"."""
+
+    @field_validator("datasets")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [d for d in value if d not in BLURB_DATASETS]
+        if unknown:
+            raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(BLURB_DATASETS)}")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_keys(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = [k for k in value if k != "default" and k not in BLURB_DATASETS]
+        if unknown or "default" not in value or any(n < 1 for n in value.values()):
+            raise ValueError("seeds: a `default` count and optional dataset ids, each >= 1 "
+                             f"(unknown: {', '.join(unknown) or 'none'})")
+        return value
+
+    def seeds_for(self, dataset: str) -> int:
+        return self.seeds.get(dataset, self.seeds["default"])
+
+    @property
+    def capped(self) -> bool:
+        return any(v is not None for v in (self.max_train_examples, self.max_eval_examples, self.max_length))
+
+
 class Config(StrictModel):
     """The whole recipe plus runtime, as read from one params file."""
 
@@ -266,6 +398,10 @@ class Config(StrictModel):
     """The `blurb-data` stage."""
     pretrain: PretrainConfig | None = None
     """The `pretrain` stage (required to run it)."""
+    finetune: FinetuneConfig = FinetuneConfig()
+    """Fine-tuning on BLURB (the `tune`, `finetune` stages and `pubmedlm blurb`)."""
+    tune: TuneConfig = TuneConfig()
+    """The `tune` stage's hyperparameter search."""
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what is written beside a stage's output)."""

@@ -97,6 +97,8 @@ class StageRun:
         self._mlflow = mlflow_module
         self.root = root
         self.run_id: str = mlflow_module.active_run().info.run_id
+        self.experiment_id: str = mlflow_module.active_run().info.experiment_id
+        self.uri: str = mlflow_module.get_tracking_uri()
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         numeric = {k: float(v) for k, v in flatten(metrics).items() if _is_number(v)}
@@ -133,24 +135,36 @@ def _is_number(value: str) -> bool:
 
 
 @contextmanager
-def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: str | Path) -> Iterator[StageRun]:
-    """Open the MLflow run of one stage; the run ends FAILED if the stage raises."""
+def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: str | Path, *,
+              run_name: str | None = None, experiment: str | None = None,
+              resume_run_id: str | None = None, tags: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
+    """Open the MLflow run of one stage; the run ends FAILED if the stage raises.
+
+    `run_name` (default: the stage) and `experiment` (default: runtime.mlflow_experiment) name it;
+    `resume_run_id` reopens an existing run instead (fine-tuning adds its seeds to the task's run
+    that the tune stage opened)."""
     import mlflow
 
     root = project_root()
     mlflow.set_tracking_uri(tracking_uri(cfg, root))
-    mlflow.set_experiment(cfg.runtime.mlflow_experiment)
+    if resume_run_id:
+        mlflow.set_experiment(experiment_id=mlflow.get_run(resume_run_id).info.experiment_id)
+    else:
+        mlflow.set_experiment(experiment or cfg.runtime.mlflow_experiment)
     params: dict[str, str] = {}
     for name in sections:
         params.update(flatten(cfg.section(name), f"{name}."))
-    with mlflow.start_run(run_name=stage) as run:
-        mlflow.log_params(params)
+    start = {"run_id": resume_run_id} if resume_run_id else {"run_name": run_name or stage}
+    with mlflow.start_run(**start) as run:
+        if not resume_run_id:
+            mlflow.log_params(params)
         mlflow.set_tags(
             {
                 "pubmedlm.stage": stage,
                 "pubmedlm.version": __version__,
                 "pubmedlm.params_file": str(params_file),
                 **git_state(root),
+                **{k: str(v) for k, v in (tags or {}).items()},
             }
         )
         handle = StageRun(mlflow, root)
@@ -183,3 +197,55 @@ class RunLogger:
             self.client.log_batch(self.run_id, metrics=batch)
         except Exception:
             self.failures += 1
+
+
+class ChildRun(RunLogger):
+    """A run nested under a parent (a tuning trial, a fine-tuning seed), created from any process.
+
+    Created RUNNING with its parameters and tags; `end(status)` closes it (FINISHED, FAILED or
+    KILLED). A tracking server that cannot be reached at creation is an error (nothing has been
+    computed yet); later logging failures are counted, as in `RunLogger`."""
+
+    def __init__(self, uri: str, experiment_id: str, parent_run_id: str, name: str,
+                 params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        all_tags = {"mlflow.parentRunId": parent_run_id, "mlflow.runName": name,
+                    **{k: str(v) for k, v in (tags or {}).items()}}
+        run = client.create_run(experiment_id, run_name=name, tags=all_tags)
+        super().__init__(run.info.run_id, uri)
+        if params:
+            from mlflow.entities import Param
+
+            client.log_batch(self.run_id, params=[Param(k, v) for k, v in flatten(params).items()])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_artifact(self, path: Path) -> None:
+        self.client.log_artifact(self.run_id, str(path))
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def end_run(uri: str, run_id: str, status: str, tags: Mapping[str, Any] | None = None) -> None:
+    """Close a run from outside it (trials that Ray stopped or that crashed)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, str(value))
+    client.set_terminated(run_id, status=status)
+
+
+def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
+    """The runs nested under a parent: id, name, status, tags, params and latest metrics."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(tracking_uri=uri).search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=5000)
+    return [{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status, "tags": dict(r.data.tags),
+             "params": dict(r.data.params), "metrics": dict(r.data.metrics)} for r in runs]

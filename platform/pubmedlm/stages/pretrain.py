@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -141,14 +140,8 @@ def _trainer(cfg: Config, worker_cfg: dict, name: str, storage: str):
     )
 
 
-def _storage(cfg: Config, root: Path) -> str:
-    path = cfg.runtime.storage_path
-    return path if "://" in path else str((root / path).resolve())
-
-
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
-    import ray
-
+    from pubmedlm.ray_runtime import init_ray, storage_path
     from pubmedlm.tracking import stage_run, tracking_uri
     from pubmedlm.train.ray_pretrain import HF_DIR
 
@@ -161,7 +154,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         # Lineage: the packed data it trains on, and the corpus and vocab versions behind it.
         upstream = [Path("data/pack"), Path("data/corpus")] + ([Path("data/vocab")] if cfg.pretrain.init == "scratch" else [])
         tracked.add_inputs([p for p in upstream if (root / p).exists()])
-        tracked.set_tags({"ray.run_name": name, "ray.storage_path": _storage(cfg, root)})
+        tracked.set_tags({"ray.run_name": name, "ray.storage_path": storage_path(cfg, root)})
         worker_cfg = {
             "pretrain": cfg.section("pretrain"), "init": resolve_model(cfg.pretrain.init),
             "tokenizer": facts["tokenizer"], "pack_dir": str(data_dir("pack", root)),
@@ -169,11 +162,9 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             "total_steps": sum(p.steps for p in cfg.pretrain.phases), "world": cfg.runtime.num_workers,
             "run_id": tracked.run_id, "tracking_uri": tracking_uri(cfg, root), "peak_flops": cfg.runtime.peak_flops,
         }
-        if not ray.is_initialized():
-            ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": _worker_env()},
-                     log_to_driver=cfg.runtime.progress)
+        init_ray(cfg)
         t0 = time.time()
-        result = _trainer(cfg, worker_cfg, name, _storage(cfg, root)).fit()
+        result = _trainer(cfg, worker_cfg, name, storage_path(cfg, root)).fit()
         hours = (time.time() - t0) / 3600 * cfg.runtime.num_workers
         metrics = {**{k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
                    "unigram_baseline_accuracy": unigram_baseline(cfg, root, facts["tokenizer"]),
@@ -186,13 +177,3 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         tracked.log_metrics({f"final/{k}": v for k, v in metrics.items()})
         tracked.log_artifact(mpath)
     return StageResult(STAGE, {"model": out_dir / "model", "metrics": mpath}, metrics, tracked.run_id)
-
-
-def _worker_env() -> dict[str, str]:
-    """Environment the workers need: the data mirror and the project root."""
-    keys = ("PUBMEDLM_DATA_MIRROR", "PUBMEDLM_PROJECT_ROOT", "MLFLOW_TRACKING_URI", "PYTHONPATH")
-    env = {k: os.environ[k] for k in keys if k in os.environ}
-    # OpenMP threads that spin while waiting slow every step 4-5x when another process shares the
-    # cores (measured on 2 CPU cores); passive waiting costs nothing measurable when they are idle.
-    env.setdefault("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    return env

@@ -1,0 +1,198 @@
+"""The hyperparameter search of one task: Ray Tune running `fit` trials, Optuna's TPE choosing
+them, ASHA stopping weak ones on the per-epoch dev metric.
+
+Each trial is a Ray Tune function trainable with the resources of one Ray worker
+(`runtime.cpus_per_worker`, `gpus_per_worker`); `tune.max_concurrent` of them run at once. A trial
+opens its own MLflow child run under the task's parent run and logs the dev metric of every
+epoch. After the search the driver closes the runs Ray stopped (ASHA) or lost, and builds the
+trial table from Tune's results: a crashed trial is a row with status `failed` and its error, and
+the search goes on without it.
+
+The Tune experiment is named by a digest of everything that decides its result, under
+`runtime.storage_path`, so rerunning an interrupted search resumes it (`Tuner.restore`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pubmedlm.config import SearchSpace, TuneConfig
+from pubmedlm.finetune.features import FinetuneError
+from pubmedlm.finetune.fit import HParams, Settings, fit, load_task
+
+METRIC = "dev_score"
+# Fault injection for resilience tests: a comma-separated list of trial numbers (0-based, in
+# creation order) that raise at start. Unset in normal use.
+FAIL_TRIALS_ENV = "PUBMEDLM_FAIL_TRIALS"
+
+
+def param_space(space: SearchSpace) -> dict[str, Any]:
+    """Ray Tune domains for the search space (OptunaSearch converts them to Optuna distributions)."""
+    from ray import tune
+
+    def floats(r) -> Any:
+        if r.low == r.high:
+            return tune.choice([r.low])
+        return tune.loguniform(r.low, r.high) if r.log else tune.uniform(r.low, r.high)
+
+    lo, hi = space.epochs
+    return {
+        "learning_rate": floats(space.learning_rate),
+        "batch_size": tune.choice(list(space.batch_size)),
+        "epochs": tune.choice([lo]) if lo == hi else tune.randint(lo, hi + 1),
+        "warmup_ratio": floats(space.warmup_ratio),
+        "weight_decay": floats(space.weight_decay),
+        "dropout": floats(space.dropout),
+    }
+
+
+def check_space(space: SearchSpace) -> None:
+    """An unusable search space fails here, before Ray starts."""
+    if not space.batch_size:
+        raise FinetuneError("tune.search.batch_size: empty list; give at least one batch size")
+    if space.learning_rate.log and space.learning_rate.low <= 0:
+        raise FinetuneError("tune.search.learning_rate: a log range needs low > 0")
+    for name in ("dropout", "warmup_ratio"):
+        r = getattr(space, name)
+        if r.low < 0 or r.high >= 1:
+            raise FinetuneError(f"tune.search.{name}: range [{r.low}, {r.high}] must lie in [0, 1)")
+
+
+def trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
+    """One Tune trial: fine-tune with `config`, report the dev metric after every epoch."""
+    from ray import tune
+
+    from pubmedlm.tracking import ChildRun
+
+    trial_id = tune.get_context().get_trial_id()
+    number = trial_number(tune.get_context().get_trial_name())
+    hp = HParams.from_dict(config)
+    run = ChildRun(ctx["uri"], ctx["experiment_id"], ctx["parent_run_id"], f"trial {number}",
+                   params=hp.as_dict(), tags={"ray.trial_id": trial_id, "ray.trial_name": f"trial-{number}",
+                                              "pubmedlm.kind": "trial",
+                                              "pubmedlm.task": ctx["task"]})
+    try:
+        if str(number) in os.environ.get(FAIL_TRIALS_ENV, "").split(","):
+            raise RuntimeError(f"injected failure of trial {number} ({FAIL_TRIALS_ENV})")
+        settings = Settings.from_dict(ctx["settings"])
+        data = load_task(settings, ("train", "dev"))
+
+        def on_epoch(epoch: int, dev: float, stats: dict[str, float]) -> None:
+            run.log_metrics({METRIC: dev, **stats}, step=epoch)
+            tune.report({METRIC: dev, "epoch": epoch, **stats})
+
+        fit(data, hp, ctx["seed"], settings, on_epoch)
+    except Exception as e:
+        run.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
+        run.end("FAILED")
+        raise
+    run.end("FINISHED")
+
+
+def trial_name(t) -> str:
+    """`trial-<n>`, n counting from 0 in creation order (the search generator's tag starts with n+1)."""
+    return f"trial-{int(t.experiment_tag.split('_', 1)[0]) - 1}"
+
+
+def trial_number(name: str) -> int:
+    return int(name.rsplit("-", 1)[-1])
+
+
+def _experiment_name(ctx: dict[str, Any], tune_cfg: TuneConfig) -> str:
+    import hashlib
+    import json
+
+    key = json.dumps({"settings": ctx["settings"], "seed": ctx["seed"], "tune": tune_cfg.model_dump(mode="json"),
+                      "model_id": ctx["model_id"]}, sort_keys=True, default=str)
+    return f"tune-{ctx['task']}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _tuner(ctx: dict[str, Any], tune_cfg: TuneConfig, resources: dict[str, float], storage: str, name: str):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    trainable = tune.with_resources(tune.with_parameters(trial, ctx=ctx), resources)
+    path = f"{storage.rstrip('/')}/{name}"
+    if tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    scheduler = (ASHAScheduler(time_attr="epoch", max_t=tune_cfg.search.epochs[1], grace_period=tune_cfg.grace_period,
+                               reduction_factor=tune_cfg.reduction_factor)
+                 if tune_cfg.scheduler == "asha" else FIFOScheduler())
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(tune_cfg.search),
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode="max", search_alg=OptunaSearch(seed=tune_cfg.seed), scheduler=scheduler,
+            num_samples=tune_cfg.num_samples, max_concurrent_trials=tune_cfg.max_concurrent, reuse_actors=True,
+            trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(name=name, storage_path=storage, verbose=1,
+                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+    )
+
+
+def _rows(grid) -> list[dict[str, Any]]:
+    rows = []
+    for result in grid:
+        name = Path(result.path).name
+        config = {k: result.config[k] for k in HParams.__dataclass_fields__ if k in result.config}
+        frame = result.metrics_dataframe
+        scores = [] if frame is None or METRIC not in frame else [float(x) for x in frame[METRIC].dropna()]
+        status = "failed" if result.error else ("completed" if len(scores) >= int(config["epochs"]) else "stopped early")
+        rows.append({
+            "trial": trial_number(name), "trial_name": name, "status": status, **config,
+            "epochs_run": len(scores), "dev_score": scores[-1] if scores else None,
+            "best_epoch_dev_score": max(scores) if scores else None, "dev_curve": scores,
+            "error": (str(result.error).strip().splitlines() or [""])[-1][:500] if result.error else "",
+        })
+    return sorted(rows, key=lambda r: r["trial"])
+
+
+def _close_runs(ctx: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Close the child runs a trial could not close itself (stopped by ASHA, or its process died)."""
+    from pubmedlm.tracking import child_runs, end_run
+
+    by_trial = {r["trial_name"]: r for r in rows}
+    for run in child_runs(ctx["uri"], ctx["experiment_id"], ctx["parent_run_id"]):
+        row = by_trial.get(run["tags"].get("ray.trial_name", ""))
+        if row is None:
+            continue
+        tags = {"tune.status": row["status"], "tune.epochs_run": row["epochs_run"]}
+        if run["status"] == "RUNNING":
+            end_run(ctx["uri"], run["run_id"], "FAILED" if row["status"] == "failed" else "FINISHED",
+                    tags | ({"error": row["error"]} if row["error"] else {}))
+        else:
+            end_run(ctx["uri"], run["run_id"], run["status"], tags)
+        row["run_id"] = run["run_id"]
+
+
+def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best dev score among trials that ran all their epochs (else among all that reported)."""
+    done = [r for r in rows if r["status"] == "completed"] or [r for r in rows if r["dev_score"] is not None]
+    if not done:
+        errors = "; ".join(sorted({r["error"] for r in rows if r["error"]}))[:1000]
+        raise FinetuneError(f"all {len(rows)} trials failed: {errors}")
+    return max(done, key=lambda r: (r["dev_score"], -r["trial"]))
+
+
+def run_search(settings: Settings, seed: int, tune_cfg: TuneConfig, resources: dict[str, float], storage: str,
+               tracking: dict[str, str], model_id: str) -> dict[str, Any]:
+    """Search one task; returns {"trials": rows, "best": row, "trial_epochs", "wall_seconds", "experiment"}."""
+    check_space(tune_cfg.search)
+    # Fail before Ray: the data loads and the model matches the task.
+    load_task(settings, ("dev",))
+    ctx = {"settings": asdict(settings), "seed": seed, "task": settings.task, "model_id": model_id, **tracking}
+    name = _experiment_name(ctx, tune_cfg)
+    t0 = time.time()
+    grid = _tuner(ctx, tune_cfg, resources, storage, name).fit()
+    rows = _rows(grid)
+    _close_runs(ctx, rows)
+    return {"trials": rows, "best": best_trial(rows), "trial_epochs": sum(r["epochs_run"] for r in rows),
+            "wall_seconds": time.time() - t0, "experiment": f"{storage.rstrip('/')}/{name}"}
+
+
+__all__ = ["FAIL_TRIALS_ENV", "METRIC", "best_trial", "check_space", "param_space", "run_search", "trial"]

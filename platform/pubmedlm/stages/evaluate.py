@@ -1,0 +1,105 @@
+"""The `evaluate` stage: the run's BLURB score from the fine-tuned tasks' test means, beside the
+published models (docs/BLURB.md), with every flag carried through: "partial" (a dataset
+missing), "proxy" (EBM PICO train carved from dev) and "not comparable" (capped runs).
+
+Outputs: `metrics/evaluate.json` (per-dataset mean ± std, seeds, flags, the BLURB score and its
+per-type averages) and `reports/evaluate/blurb.md` (the comparison table and the notes).
+(`pubmedlm evaluate --predictions DIR` scores external prediction files instead.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pubmedlm.blurb.published import comparison_table
+from pubmedlm.blurb.score import blurb_score
+from pubmedlm.config import Config
+from pubmedlm.finetune.plan import NOT_COMPARABLE
+from pubmedlm.project import data_dir, metrics_path, project_root, reports_dir, write_json
+from pubmedlm.stages import StageResult
+
+STAGE = "evaluate"
+SECTIONS = ("finetune", "tune")
+
+
+def collect(finetune_dir: Path, datasets: list[str]) -> dict[str, Any]:
+    """Per-dataset results of the finetune stage, and the BLURB score they make."""
+    per: dict[str, Any] = {}
+    not_scored: dict[str, str] = {}
+    for task_id in datasets:
+        path = finetune_dir / task_id / "results.json"
+        if not path.is_file():
+            not_scored[task_id] = f"no fine-tuning results ({path})"
+            continue
+        r = json.loads(path.read_text())
+        if r["status"] != "ok":
+            not_scored[task_id] = f"{r['status']}: {r.get('reason', '')}"
+            continue
+        per[task_id] = {"paper_name": r["paper_name"], "mean": r["test"]["mean"], "std": r["test"]["std"],
+                        "seeds": r["test"]["n"], "dev_mean": r["dev"]["mean"], "proxy": r["flags"]["proxy"],
+                        "capped": r["flags"]["capped"], "hparams": r["hparams"], "parent_run_id": r["parent_run_id"]}
+    results = {e["paper_name"]: e["mean"] for e in per.values()}
+    proxies = [e["paper_name"] for e in per.values() if e["proxy"]]
+    score = blurb_score(results, proxies) if results else None
+    capped = sorted(d for d, e in per.items() if e["capped"])
+    return {"datasets": per, "not_scored": not_scored, "results": results, "proxies": proxies,
+            "blurb": score.as_dict() if score else None, "not_comparable": bool(capped), "capped": capped}
+
+
+def markdown(summary: dict[str, Any], name: str) -> str:
+    lines = [f"# BLURB test scores: {name}", "",
+             "Mean over seeds of each dataset's test score (percent), beside the published models.", ""]
+    if summary["results"]:
+        lines.append(comparison_table(summary["results"], name=name, proxies=summary["proxies"]))
+    lines += ["", "| dataset | mean ± std | seeds | dev mean | flags |", "|---|---|---|---|---|"]
+    for task_id, e in summary["datasets"].items():
+        flags = ", ".join(f for f, on in (("proxy", e["proxy"]), (NOT_COMPARABLE, e["capped"])) if on) or "–"
+        lines.append(f"| {task_id} | {e['mean']:.2f} ± {e['std']:.2f} | {e['seeds']} | {e['dev_mean']:.2f} | {flags} |")
+    notes = [f"- {d}: not scored ({why})" for d, why in summary["not_scored"].items()]
+    if summary["not_comparable"]:
+        notes.append(f"- {NOT_COMPARABLE}: capped fine-tuning runs ({', '.join(summary['capped'])}); "
+                     "the published numbers come from full runs")
+    if summary["blurb"] and summary["blurb"]["partial"]:
+        notes.append(f"- BLURB: {summary['blurb']['label']}")
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+
+
+def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: Path | None = None,
+             name: str | None = None, experiment: str | None = None) -> StageResult:
+    from pubmedlm.finetune.plan import model_label
+    from pubmedlm.tracking import stage_run
+
+    root = project_root()
+    finetune_dir = (out_base / "finetune") if out_base else data_dir("finetune", root)
+    label = name or model_label(cfg.finetune.model)
+    summary = collect(finetune_dir, list(cfg.finetune.datasets))
+    mpath = (out_base / "metrics" / f"{STAGE}.json") if out_base else metrics_path(STAGE, root)
+    report = (out_base / "reports" / "blurb.md") if out_base else reports_dir(STAGE, root) / "blurb.md"
+    with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment,
+                   tags={"pubmedlm.model": label, "pubmedlm.not_comparable": summary["not_comparable"]}) as tracked:
+        write_json(mpath, {"model": label, **summary})
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(markdown(summary, label), encoding="utf-8")
+        flat = {f"test/{d}": e["mean"] for d, e in summary["datasets"].items()}
+        if summary["blurb"]:
+            flat["blurb"] = summary["blurb"]["blurb"]
+            flat.update({f"blurb_type/{t}": v for t, v in summary["blurb"]["per_type"].items()})
+            tracked.set_tags({"blurb.label": summary["blurb"]["label"], "blurb.partial": summary["blurb"]["partial"]})
+        tracked.log_metrics(flat)
+        tracked.set_tags({f"task_run.{d}": e["parent_run_id"] for d, e in summary["datasets"].items()})
+        tracked.log_artifact(mpath)
+        tracked.log_artifact(report)
+    return StageResult(STAGE, {"metrics": mpath, "report": report}, summary, tracked.run_id)
+
+
+def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
+    return run_eval(cfg, params_file)
+
+
+def summary(result: StageResult) -> str:
+    return Path(result.outputs["report"]).read_text(encoding="utf-8")
+
+
+__all__ = ["collect", "markdown", "run", "run_eval"]

@@ -1,0 +1,107 @@
+"""The `tune` stage, one per task (`dvc.yaml`: `foreach` over finetune.datasets): the
+hyperparameter search on dev (Ray Tune + Optuna TPE + ASHA, `finetune.search`).
+
+Opens the task's MLflow parent run (named after the task, tagged with the model), under which
+every trial is a child run; `finetune` later adds its seeds to the same parent. A task that
+blurb-data could not prepare is written out as `unavailable` with the reason, so the pipeline
+goes on and the BLURB score says it is partial.
+
+Outputs: `data/tune/<task>/` (best.json, trials.csv, trials.json, config.yaml) and
+`metrics/tune/<task>.json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from pubmedlm.config import Config
+from pubmedlm.finetune import plan
+from pubmedlm.project import atomic_dir, data_dir, metrics_path, project_root, write_json
+from pubmedlm.stages import StageResult, write_resolved_config
+
+STAGE = "tune"
+SECTIONS = ("finetune", "tune")
+TABLE_COLUMNS = ("trial", "status", "learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay",
+                 "dropout", "epochs_run", "dev_score", "best_epoch_dev_score", "run_id", "error")
+
+
+def _write_outputs(folder: Path, cfg: Config, best: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+    write_json(folder / "best.json", best)
+    write_json(folder / "trials.json", trials)
+    with open(folder / "trials.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(trials)
+    write_resolved_config(folder, cfg, SECTIONS)
+
+
+def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *, model: str | None = None,
+             out_base: Path | None = None, experiment: str | None = None) -> StageResult:
+    """Search one task. `out_base` (default: the project's data/) holds tune/<task>/."""
+    from pubmedlm.finetune.search import check_space, run_search
+    from pubmedlm.ray_runtime import init_ray, storage_path
+    from pubmedlm.tracking import stage_run
+
+    root = project_root()
+    task = plan.check_task(task)
+    check_space(cfg.tune.search)
+    gold = data_dir("blurb_data", root)
+    out_dir = (out_base / STAGE / task) if out_base else data_dir(STAGE, root) / task
+    mpath = (out_base / "metrics" / STAGE / f"{task}.json") if out_base else metrics_path(f"{STAGE}/{task}", root)
+    missing = plan.availability(gold, task, root)
+    if missing:
+        best = {"task": task, "status": "unavailable", "reason": missing}
+        with atomic_dir(out_dir) as tmp:
+            _write_outputs(tmp, cfg, best, [])
+        write_json(mpath, {"status": "unavailable"})
+        return StageResult(STAGE, {"best": out_dir / "best.json"}, best)
+    encoder = plan.resolve_encoder(cfg, root, model)
+    settings = plan.settings(cfg, task, encoder, gold)
+    label = plan.model_label(model or cfg.finetune.model)
+    tags = {"pubmedlm.task": task, "pubmedlm.model": label, "pubmedlm.kind": "task", "pubmedlm.model_path": encoder}
+    with stage_run(STAGE, cfg, SECTIONS, params_file, run_name=task, experiment=experiment, tags=tags) as tracked:
+        tracked.add_inputs([p for p in (Path("data/blurb_data"), Path("data/pretrain")) if (root / p).exists()])
+        init_ray(cfg)
+        search = run_search(settings, cfg.tune.seed, cfg.tune, plan.resources(cfg), storage_path(cfg, root),
+                            {"uri": tracked.uri, "experiment_id": tracked.experiment_id, "parent_run_id": tracked.run_id},
+                            plan.model_id(encoder))
+        chosen = search["best"]
+        hparams = {k: chosen[k] for k in ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay", "dropout")}
+        counts = {s: sum(r["status"] == s for r in search["trials"]) for s in ("completed", "stopped early", "failed")}
+        best = {
+            "task": task, "status": "ok", "model": label, "model_path": encoder, "hparams": hparams,
+            "dev_score": chosen["dev_score"], "best_trial": chosen["trial"], "trials": len(search["trials"]),
+            "trial_counts": counts, "trial_epochs": search["trial_epochs"], "wall_seconds": search["wall_seconds"],
+            "parent_run_id": tracked.run_id, "experiment_id": tracked.experiment_id, "tracking_uri": tracked.uri,
+            "tune_experiment": search["experiment"], "flags": plan.flags(cfg, gold, task),
+        }
+        with atomic_dir(out_dir) as tmp:
+            _write_outputs(tmp, cfg, best, search["trials"])
+        metrics = {"best_dev_score": chosen["dev_score"], "trials": len(search["trials"]), **counts,
+                   "trial_epochs": search["trial_epochs"], "wall_seconds": search["wall_seconds"]}
+        write_json(mpath, metrics)
+        tracked.log_metrics({f"tune/{k.replace(' ', '_')}": v for k, v in metrics.items()})
+        tracked.set_tags({f"best.{k}": v for k, v in hparams.items()})
+        tracked.log_artifact(out_dir / "trials.csv", "tune")
+        tracked.log_artifact(out_dir / "best.json", "tune")
+    return StageResult(STAGE, {"best": out_dir / "best.json", "trials": out_dir / "trials.csv", "metrics": mpath},
+                       best, tracked.run_id)
+
+
+def run(cfg: Config, params_file: str | Path = "params.yaml", task: str | None = None) -> StageResult:
+    from pubmedlm.finetune.features import FinetuneError
+
+    if task is None:
+        raise FinetuneError("tune: name the task (--task ID); DVC runs one tune stage per dataset")
+    return run_task(cfg, task, params_file)
+
+
+def summary(result: StageResult) -> str:
+    best = result.metrics
+    if best.get("status") != "ok":
+        return f"{best['task']}: unavailable ({best.get('reason')})"
+    return (f"{best['task']}: best dev {best['dev_score']:.2f} with {json.dumps(best['hparams'])} "
+            f"({best['trials']} trials, {best['trial_epochs']} trial-epochs, {best['wall_seconds']:.0f} s)")

@@ -1,0 +1,160 @@
+"""Fine-tuning encodings on the real BLURB files: tagging schemes against seqeval, first-piece
+alignment against the tokenizer's word ids, oracle outputs decoding back to the gold, RE dummy
+tokens, QA truncation, and the checks that run before any compute."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from seqeval.metrics.sequence_labeling import get_entities
+from seqeval.metrics.v1 import Entities
+from seqeval.scheme import IOBES
+
+from pubmedlm.blurb import normalized, registry
+from pubmedlm.blurb.metrics import entity_f1
+from pubmedlm.config import ConfigError, load_config
+from pubmedlm.finetune import tagging
+from pubmedlm.finetune.features import IGNORE, CodecOptions, FinetuneError, TaskCodec, collate
+from pubmedlm.finetune.heads import build_model, check_model, load_checked_tokenizer
+from pubmedlm.models import load_tokenizer, minilm_path
+
+NER_FILE = "blurb/NCBI-disease/train.tsv"
+
+
+def _rows(mirror: Path, name: str, split: str = "dev") -> list[dict]:
+    task = registry.get(name)
+    return normalized.read_split(task, split, [mirror / p for p in task.files[split]])
+
+
+def _ner_tags(mirror: Path) -> list[list[str]]:
+    return [r["tags"] for r in normalized.read_conll(mirror / NER_FILE, "train", ("B", "I", "O"))]
+
+
+def test_bioul_and_bio_round_trip_exactly_and_match_seqeval_iobes(mirror: Path) -> None:
+    gold = _ner_tags(mirror)
+    bioul = [tagging.convert(t, "BIOUL") for t in gold]
+    assert [tagging.convert(t, "BIO") for t in bioul] == gold
+    assert entity_f1(gold, [tagging.convert(t, "BIO") for t in bioul]) == 1.0
+    # seqeval's strict IOBES reader (S = our U, E = our L) finds the same mentions in our BIOUL.
+    iobes = [[{"U": "S", "L": "E"}.get(t[0], t[0]) + "-X" if t != "O" else "O" for t in s] for s in bioul]
+    ents = Entities(iobes, IOBES)
+    found = {(e.sent_id, e.start, e.end - 1) for sentence in ents.entities for e in sentence}
+    expected = {(i, s, e) for i, tags in enumerate(gold) for _t, s, e in get_entities(tags)}
+    assert found == expected
+    assert sum(t.count("U") for t in bioul) > 0 and sum(t.count("L") for t in bioul) > 0
+
+
+def test_io_loses_only_adjacent_mentions(mirror: Path) -> None:
+    gold = _ner_tags(mirror)
+    back = [tagging.convert(tagging.convert(t, "IO"), "BIO") for t in gold]
+    adjacent = sum(1 for t in gold for a, b in itertools.pairwise(t) if a in ("B", "I") and b == "B")
+    changed = sum(1 for g, b in zip(gold, back, strict=True) if g != b)
+    assert 0 < changed <= adjacent  # every difference comes from a mention directly after another
+    assert all(g == b for g, b in zip(gold, back, strict=True) if not any(
+        x in ("B", "I") and y == "B" for x, y in itertools.pairwise(g)))
+
+
+@pytest.mark.parametrize(("name", "scheme"), [("NCBI-disease", "BIO"), ("NCBI-disease", "BIOUL"),
+                                              ("NCBI-disease", "IO"), ("EBM-PICO", "BIO")])
+def test_first_pieces_follow_word_ids_and_oracle_logits_decode_to_gold(mirror: Path, name: str, scheme: str) -> None:
+    task = registry.get(name)
+    rows = _rows(mirror, name)[:300]
+    codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(tagging=scheme))
+    enc = codec.encode(rows)
+    tok = load_tokenizer("minilm")
+    for row, item, first in zip(rows[:50], enc.inputs, enc.first_pieces, strict=False):
+        word_ids = tok(row["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length).word_ids()
+        expected = [word_ids.index(w) if w in word_ids else -1 for w in range(len(row["tokens"]))]
+        assert first == expected
+        labelled = [i for i, label in enumerate(item["label"]) if label != IGNORE]
+        assert labelled == [p for p in first if p >= 0]
+    # Perfect logits at the first pieces decode back to the file's tags, in the file's scheme.
+    outputs = []
+    for item in enc.inputs:
+        logits = np.zeros((len(item["input_ids"]), codec.num_labels), dtype=np.float32)
+        for p, label in enumerate(item["label"]):
+            if label != IGNORE:
+                logits[p, label] = 1.0
+        outputs.append(logits)
+    preds = codec.decode(enc, outputs)
+    gold = [r["tags"] for r in rows]
+    if scheme == "IO" and task.task_type == "ner":
+        assert entity_f1(gold, preds) > 0.98  # adjacent mentions merge under IO (see above)
+    else:
+        assert preds == gold
+
+
+def test_relation_dummy_tokens_are_single_special_pieces_and_entity_start_finds_them(mirror: Path) -> None:
+    task = registry.get("GAD")
+    rows = _rows(mirror, "GAD")[:100]
+    codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_pooling="entity_start"))
+    enc = codec.encode(rows)
+    ids = {codec.tokenizer.convert_tokens_to_ids(t) for t in task.input["entity_tokens"]}
+    assert len(ids) == 2 and all(i >= 30522 for i in ids)  # new entries, after the BERT vocab
+    for row, item in zip(rows, enc.inputs, strict=True):
+        pieces = codec.tokenizer.convert_ids_to_tokens(item["input_ids"])
+        assert pieces.count("@GENE$") == row["text"].count("@GENE$")
+        assert all(item["input_ids"][p] in ids for p in item["entity_pos"])
+        assert item["label"] == task.labels.index(row["label"])
+    batch = collate(enc.inputs[:8], codec.tokenizer.pad_token_id)
+    assert batch["entity_pos"].shape == (8, 2) and batch["labels"].dtype.is_floating_point is False
+    with pytest.raises(FinetuneError, match=r"re_entity='markers'.*GAD"):
+        TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="markers"))
+
+
+def test_qa_truncates_the_context_never_the_question(mirror: Path) -> None:
+    task = registry.get("PubMedQA")
+    rows = _rows(mirror, "PubMedQA", "test")[:40]
+    codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(max_length=64))
+    enc = codec.encode(rows)
+    tok = codec.tokenizer
+    for row, item in zip(rows, enc.inputs, strict=True):
+        assert len(item["input_ids"]) <= 64
+        question = tok(row["question"])["input_ids"][1:-1]
+        assert item["input_ids"][1:1 + len(question)] == question
+    hoc = TaskCodec(registry.get("HoC"), load_tokenizer("minilm"), CodecOptions())
+    rows = _rows(mirror, "HoC")[:50]
+    targets = hoc.encode(rows).inputs
+    assert [sorted(int(hoc.labels[j]) for j, v in enumerate(t["label"]) if v) for t in targets] == \
+        [sorted(r["labels"]) for r in rows]
+
+
+def test_bad_models_fail_before_compute(tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    no_tok = tmp_path / "no-tokenizer"
+    no_tok.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(minilm_path() / f, no_tok / f)
+    with pytest.raises(FinetuneError, match="no tokenizer in"):
+        load_checked_tokenizer(str(no_tok))
+    with pytest.raises(FinetuneError, match="no such folder"):
+        load_checked_tokenizer(str(tmp_path / "absent"))
+    # A fine-tuned 5-class checkpoint (DDI-sized) cannot start GAD (2 classes).
+    five = tmp_path / "ddi-classifier"
+    AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=5).save_pretrained(five)
+    load_tokenizer("minilm").save_pretrained(five)
+    codec = TaskCodec(registry.get("GAD"), load_checked_tokenizer(str(five)), CodecOptions())
+    with pytest.raises(FinetuneError, match="5 labels, GAD needs 2"):
+        check_model(str(five), codec)
+    ddi = TaskCodec(registry.get("DDI"), load_checked_tokenizer(str(five)), CodecOptions())
+    check_model(str(five), ddi)
+    model = build_model(str(five), ddi, dropout=0.1)
+    assert model.hf.get_input_embeddings().num_embeddings == len(ddi.tokenizer)
+
+
+def test_empty_search_spaces_are_config_errors(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"corpus": {"inputs": ["x"]}}), encoding="utf-8")
+    for override, message in [("tune.search.batch_size=[]", "tune.search.batch_size"),
+                              ("tune.search.learning_rate={low: 1e-4, high: 1e-5, log: true}", "empty range"),
+                              ("tune.search.epochs=[5, 2]", "empty epoch range"),
+                              ("finetune.datasets=[NCBI]", "unknown BLURB dataset")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(params, [override])

@@ -106,8 +106,23 @@ def test_converted_splits_and_converter_checks(full: dict[str, Any]) -> None:
     assert set(ddi["checks"]) == {"converter_dev", "converter_test"}
     assert "nltk/tokenizers/punkt_tab/english/abbrev_types.txt" in chem["sources"]
     rows = normalized.read_jsonl(full["out"] / "ChemProt" / "train.jsonl")
-    assert rows[0].keys() == {"id", "text", "label"} and len(rows) == 18_035
+    assert rows[0].keys() == {"id", "text", "label", "entities"} and len(rows) == 18_035
     assert {r["label"] for r in rows} == set(registry.get("ChemProt").labels)
+
+
+def test_relation_rows_carry_the_unmasked_sentence_and_mention_spans(full: dict[str, Any]) -> None:
+    """Masking each row's unmasked sentence at its spans gives back BLURB's text, on every split."""
+    from pubmedlm.blurb.chemprot import mask_pair
+
+    overlap = {"ChemProt": "@CHEM-GENE$", "DDI": "@DRUG-DRUG$"}
+    for name in ("ChemProt", "DDI"):
+        for split in registry.SPLITS:
+            rows = normalized.read_jsonl(full["out"] / name / f"{split}.jsonl")
+            for r in rows:
+                (s1, e1, k1), (s2, e2, k2) = r["entities"]["spans"]
+                assert s1 <= s2
+                masked = mask_pair(r["entities"]["text"], (s1, e1), (s2, e2), (f"@{k1}$", f"@{k2}$"), overlap[name])
+                assert masked == r["text"], (name, split, r["id"])
 
 
 def test_pico_proxy_is_carved_by_abstract_and_marked(full: dict[str, Any], mirror: Path) -> None:
@@ -139,7 +154,8 @@ def test_outputs_follow_the_schema(full: dict[str, Any]) -> None:
         assert all(s["verified"] for s in meta["sources"].values())
         for split in registry.SPLITS:
             rows = normalized.read_jsonl(full["out"] / name / f"{split}.jsonl")
-            assert len(rows) == meta["rows"][split] and list(rows[0]) == keys[task.task_type], (name, split)
+            expected = keys[task.task_type] + (["entities"] if task.converter else [])
+            assert len(rows) == meta["rows"][split] and list(rows[0]) == expected, (name, split)
             assert len({r["id"] for r in rows}) == len(rows), (name, split)
     hoc = normalized.read_jsonl(full["out"] / "HoC" / "test.jsonl")
     assert hoc[0]["id"].startswith(hoc[0]["doc_id"] + "_s") and all(0 <= x <= 9 for r in hoc for x in r["labels"])

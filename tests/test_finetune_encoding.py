@@ -102,8 +102,47 @@ def test_relation_dummy_tokens_are_single_special_pieces_and_entity_start_finds_
         assert item["label"] == task.labels.index(row["label"])
     batch = collate(enc.inputs[:8], codec.tokenizer.pad_token_id)
     assert batch["entity_pos"].shape == (8, 2) and batch["labels"].dtype.is_floating_point is False
-    with pytest.raises(FinetuneError, match=r"re_entity='markers'.*GAD"):
-        TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="markers"))
+    with pytest.raises(FinetuneError, match=r"re_entity='markers'.*GAD row"):
+        TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="markers")).encode(rows)
+
+
+@pytest.fixture(scope="module")
+def ddi_rows(mirror: Path) -> list[dict]:
+    """DDI dev rebuilt from the raw corpus: masked text plus the unmasked sentence and mention spans."""
+    from pubmedlm.blurb import ddi
+    from pubmedlm.blurb.normalized import relation_rows
+
+    task = registry.get("DDI")
+    tarball, split_list = (mirror / p for p in task.raw["dev"])
+    return relation_rows(ddi.convert_ddi(tarball, split_list), task.labels, "ddi")[:400]
+
+
+@pytest.mark.parametrize("pooling", ["cls", "entity_start"])
+def test_relation_entity_markers_and_original_text(ddi_rows: list[dict], pooling: str) -> None:
+    task = registry.get("DDI")
+    tok = load_tokenizer("minilm")
+    markers = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="markers", re_pooling=pooling))
+    original = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="original", re_pooling=pooling))
+    m_enc, o_enc = markers.encode(ddi_rows), original.encode(ddi_rows)
+    checked = 0
+    for row, m, o in zip(ddi_rows, m_enc.inputs, o_enc.inputs, strict=True):
+        text = row["entities"]["text"]
+        (s1, e1, _), (s2, e2, _) = row["entities"]["spans"]
+        # original: exactly the unmasked sentence
+        assert o["input_ids"] == tok(text, truncation=True, max_length=task.max_length)["input_ids"]
+        pieces = markers.tokenizer.convert_ids_to_tokens(m["input_ids"])
+        if e1 <= s2 and "[/E2]" in pieces:  # separate mentions, not truncated: each sits between its markers
+            inside = pieces[pieces.index("[E1]") + 1:pieces.index("[/E1]")]
+            assert inside == tok.tokenize(text[s1:e1]), row["id"]
+            inside = pieces[pieces.index("[E2]") + 1:pieces.index("[/E2]")]
+            assert inside == tok.tokenize(text[s2:e2]), row["id"]
+            checked += 1
+        if pooling == "entity_start":
+            assert [pieces[p] for p in m["entity_pos"]] == ["[E1]", "[E2]"] or "[/E2]" not in pieces
+            offsets = tok(text, return_offsets_mapping=True, truncation=True, max_length=task.max_length)["offset_mapping"]
+            for p, (s, e) in zip(o["entity_pos"], ((s1, e1), (s2, e2)), strict=True):
+                assert p == 0 or (offsets[p][0] < e and offsets[p][1] > s)
+    assert checked > 300
 
 
 def test_qa_truncates_the_context_never_the_question(mirror: Path) -> None:

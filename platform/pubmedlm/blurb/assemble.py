@@ -7,9 +7,11 @@ Owns the source policy of the `blurb-data` stage and the per-split choice of how
   the data mirror at the registry's path (BC2GM, BioASQ: kept out of the built-in catalog) is used
   with its sha256 recorded and flagged `verified: false`. Anything else is absent, with the reason.
 * **Splits.** The published BLURB file when it is available; otherwise, for ChemProt and DDI, the
-  converter run on the raw corpus. When a dataset mixes both, the converter is also run on the
-  published splits and must reproduce them byte for byte, so that converted and published splits
-  are one dataset (and a changed converter or NLTK cannot silently drift).
+  converter run on the raw corpus. Whenever the raw corpus is at hand, the converter is also run on
+  the published splits and must reproduce them byte for byte, so that converted and published
+  splits are one dataset (and a changed converter or NLTK cannot silently drift); its rows then
+  carry each mention's offsets in the unmasked sentence (`entities`), which the entity-marker and
+  original-text RE inputs need.
 * **EBM PICO train.** `blurb_data.pico_train` (a catalog path or a local BLURB-format file) wins;
   then a train file in the mirror; then, only with `pico_proxy_from_dev`, a proxy carved from dev by
   whole abstracts (dev keeps the rest; test is untouched); else the stage stops with what to do.
@@ -162,8 +164,9 @@ def _convert(task: Task, split: str, raw: list[Located]) -> list[Row]:
 
 
 def _check_converter(task: Task, prepared: Prepared, finder: SourceFinder) -> None:
-    """When some splits were converted, the converter must reproduce each published split exactly."""
-    if "converted" not in prepared.built_from.values():
+    """The converter must reproduce each published split it can rebuild exactly; its rows (same ids,
+    text and labels) then replace the published ones, adding the entity spans the raw corpus has."""
+    if not task.converter:
         return
     for split, how in prepared.built_from.items():
         if how != "published":
@@ -180,6 +183,7 @@ def _check_converter(task: Task, prepared: Prepared, finder: SourceFinder) -> No
             raise BlurbFormatError(f"{published}: the {task.converter} converter's rebuild of {split} differs "
                                    f"from this published file, so the converted splits would not be BLURB's")
         prepared.checks[f"converter_{split}"] = f"identical to the published file ({len(rows)} rows)"
+        prepared.rows[split] = rows
 
 
 def carve_proxy(dev: list[Row], share: float, seed: int) -> tuple[list[Row], list[Row], dict[str, Any]]:

@@ -128,7 +128,8 @@ def _sentence_rows(pmid: str, text: str, span: tuple[int, int], entities: Iterab
             label = gold.get((pmid, a.id, b.id)) or gold.get((pmid, b.id, a.id)) or NEGATIVE_LABEL
             masked = mask_pair(sentence, (a.start - start, a.end - start), (b.start - start, b.end - start),
                                (f"@{a.kind}$", f"@{b.kind}$"), "@CHEM-GENE$")
-            yield RelationRow(f"{pmid}.{a.id}.{b.id}", masked, label)
+            spans = ((a.start - start, a.end - start, a.kind), (b.start - start, b.end - start, b.kind))
+            yield RelationRow(f"{pmid}.{a.id}.{b.id}", masked, label, original=sentence, entities=spans)
 
 
 def convert_chemprot(raw_dir: Path, split: str, splitter: SentenceSplitter) -> list[RelationRow]:

@@ -72,7 +72,9 @@ def document_rows(xml: bytes) -> Iterator[RelationRow]:
             first, second = sorted((spans[pair.get("e1")], spans[pair.get("e2")]), key=lambda s: s[0])
             masked = mask_pair(text, first, second, ("@DRUG$", "@DRUG$"), "@DRUG-DRUG$")
             label = f"DDI-{pair.get('type')}" if pair.get("ddi") == "true" else NEGATIVE_LABEL
-            yield RelationRow(pair.get("id"), masked.translate(_CONTROL), label)
+            mentions = ((*first, "DRUG"), (*second, "DRUG"))
+            yield RelationRow(pair.get("id"), masked.translate(_CONTROL), label, original=text.translate(_CONTROL),
+                              entities=mentions)
 
 
 def convert_ddi(tarball: Path, split_list: Path | str | list[str],

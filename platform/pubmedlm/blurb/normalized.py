@@ -6,7 +6,7 @@ type, counted in the paper's units, and written as deterministic JSONL.
 | task type | row |
 |---|---|
 | ner, pico | `{"id": "<split>-<n>", "doc_id": "<DOCSTART id>" or null, "tokens": [...], "tags": [...]}` |
-| re | `{"id": "<pair id>", "text": "<sentence with entity dummy tokens>", "label": "<class>"}` |
+| re | `{"id": "<pair id>", "text": "<sentence with entity dummy tokens>", "label": "<class>"}`, plus `"entities": {"text": "<sentence before masking>", "spans": [[start, end, kind], [start, end, kind]]}` where the raw corpus is at hand (ChemProt, DDI) |
 | similarity | `{"id": "<pair id>", "text_a": "...", "text_b": "...", "score": <float 0-4>}` |
 | doc_classification | `{"id": "<PMID>_s<n>", "doc_id": "<PMID>", "text": "<sentence>", "labels": [<hallmark index>, ...]}` |
 | qa | `{"id": "<id>", "question": "...", "context": "...", "label": "yes" / "no" / "maybe"}` |
@@ -251,7 +251,10 @@ def relation_rows(rows: Iterable[RelationRow], labels: tuple[str, ...], origin: 
     for i, row in enumerate(rows, start=1):
         if row.label not in labels:
             raise BlurbFormatError(f"{origin}:{i}: unknown label {row.label!r}")
-        out.append({"id": row.pair_id, "text": row.sentence, "label": row.label})
+        item = {"id": row.pair_id, "text": row.sentence, "label": row.label}
+        if row.original is not None and row.entities is not None:
+            item["entities"] = {"text": row.original, "spans": [list(e) for e in row.entities]}
+        out.append(item)
     return out
 
 

@@ -22,7 +22,7 @@ import io
 import json
 import tarfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
@@ -275,6 +275,10 @@ class RelationRow:
     pair_id: str
     sentence: str
     label: str
+    # Converter output only (not part of the TSV, not compared): the sentence before masking and
+    # the two mentions' [start, end) offsets and kinds in it, first mention first.
+    original: str | None = field(default=None, compare=False)
+    entities: tuple[tuple[int, int, str], tuple[int, int, str]] | None = field(default=None, compare=False)
 
     def line(self) -> str:
         return f"{self.pair_id}\t{self.sentence}\t{self.label}\n"

@@ -5,10 +5,17 @@
 | head | input | target | prediction |
 |---|---|---|---|
 | token_classification (NER, PICO) | the words, `is_split_into_words` | scheme tag on each word's first piece, -100 elsewhere | argmax at first pieces, converted back to the file's scheme |
-| sequence_classification (RE) | `[CLS] text [SEP]`, entity dummy tokens added to the vocab as special tokens | class index | argmax -> label |
+| sequence_classification (RE) | `[CLS] text [SEP]` (see below) | class index | argmax -> label |
 | sequence_classification (QA) | `[CLS] question [SEP] context [SEP]` | class index | argmax -> label |
 | regression (BIOSSES) | `[CLS] text_a [SEP] text_b [SEP]` | the score (float) | the output |
 | multi_label (HoC) | `[CLS] sentence [SEP]` | multi-hot over the hallmarks | sigmoid > 0.5 -> hallmark indices, OR-ed per abstract by the metric |
+
+**RE input** (`finetune.re_entity`, the paper's Table 14): `dummy` feeds BLURB's masked sentence,
+its dummy tokens (`@GENE$`, ...) added to the vocabulary as special tokens; `markers` feeds the
+unmasked sentence with `[E1]`..`[/E1]` and `[E2]`..`[/E2]` (special tokens) around the two
+mentions; `original` feeds the unmasked sentence as is. The last two need the rows' `entities`
+(blurb-data adds them to ChemProt and DDI from the raw corpora; GAD has only the masked text).
+`re_pooling: entity_start` takes the first dummy token / start marker / first piece of each mention.
 
 **Truncation** (to the registry's `max_length`, or `finetune.max_length` when lower): single texts
 lose their end; QA pairs lose the end of the context, never the question (`only_second`);
@@ -34,6 +41,7 @@ from pubmedlm.blurb.registry import Task
 from pubmedlm.finetune import tagging
 
 IGNORE = -100
+MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")  # entity markers (Baldini Soares et al. 2019), re_entity: markers
 
 
 class FinetuneError(ValueError):
@@ -91,22 +99,47 @@ class TaskCodec:
             self.task.head, "single_label_classification")
 
     def _prepare_re(self) -> None:
-        if self.options.re_entity != "dummy":
-            # The prepared RE rows hold the sentence with the entity mentions already replaced by
-            # dummy tokens (BLURB's published form); markers and original text need the mentions.
-            raise FinetuneError(f"finetune.re_entity={self.options.re_entity!r}: {self.task.id} rows hold only "
-                                "the dummy-token sentence (no entity spans); use re_entity: dummy")
-        tokens = list(self.task.input.get("entity_tokens", []))
+        mode = self.options.re_entity
         # Special tokens: matched before lower-casing and never split (`@GENE$` stays one piece).
-        self.tokenizer.add_tokens(tokens, special_tokens=True)
-        self.entity_ids = self.tokenizer.convert_tokens_to_ids(tokens)
+        tokens = list(self.task.input.get("entity_tokens", [])) if mode == "dummy" else list(MARKERS) if mode == "markers" else []
+        if tokens:
+            self.tokenizer.add_tokens(tokens, special_tokens=True)
+        self.entity_ids = self.tokenizer.convert_tokens_to_ids(tokens) if mode == "dummy" else \
+            self.tokenizer.convert_tokens_to_ids([MARKERS[0], MARKERS[2]]) if mode == "markers" else []
+
+    def _re_text(self, row: Row) -> tuple[str, list[tuple[int, int]]]:
+        """The RE input text and, for `original`, the character spans of the two mentions in it."""
+        mode = self.options.re_entity
+        if mode == "dummy":
+            return row["text"], []
+        if "entities" not in row:
+            # BLURB's published RE files hold only the masked sentence; the unmasked one comes from
+            # the raw corpus (blurb-data adds it for ChemProt and DDI).
+            raise FinetuneError(f"finetune.re_entity={mode!r}: {self.task.id} row {row['id']} has no unmasked "
+                                "sentence and mention spans (only ChemProt and DDI, rebuilt from their raw "
+                                "corpora, have them); use re_entity: dummy")
+        text, spans = row["entities"]["text"], [(s, e) for s, e, _k in row["entities"]["spans"]]
+        if mode == "original":
+            return text, spans
+        # markers: [E1] first mention [/E1] ... [E2] second mention [/E2]; inserted from the end
+        # so earlier offsets stay valid (overlapping mentions nest or interleave as they lie).
+        inserts = sorted([(spans[0][0], 1, MARKERS[0]), (spans[0][1], 0, MARKERS[1]),
+                          (spans[1][0], 1, MARKERS[2]), (spans[1][1], 0, MARKERS[3])], reverse=True)
+        for pos, _order, marker in inserts:
+            text = f"{text[:pos]} {marker} {text[pos:]}"
+        return text, []
 
     # -- encoding -------------------------------------------------------------------------------
     def encode(self, rows: list[Row]) -> Encoded:
         if self.task.head == "token_classification":
             return self._encode_tokens(rows)
         fields = self.task.input["fields"]
-        if len(fields) == 1:
+        spans: list[list[tuple[int, int]]] = []
+        if self.task.task_type == "re":
+            texts, spans = zip(*(self._re_text(r) for r in rows), strict=True) if rows else ((), ())
+            enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                 return_offsets_mapping=self.options.re_entity == "original")
+        elif len(fields) == 1:
             enc = self.tokenizer([r[fields[0]] for r in rows], truncation=True, max_length=self.max_length)
         else:
             strategy = "only_second" if self.task.task_type == "qa" else "longest_first"
@@ -117,7 +150,8 @@ class TaskCodec:
             item = {k: enc[k][i] for k in ("input_ids", "token_type_ids") if k in enc}
             item["label"] = self._target(row)
             if self.options.re_pooling == "entity_start" and self.task.task_type == "re":
-                item["entity_pos"] = self._entity_positions(item["input_ids"])
+                item["entity_pos"] = (self._span_starts(enc["offset_mapping"][i], spans[i])
+                                      if self.options.re_entity == "original" else self._entity_positions(item["input_ids"]))
             inputs.append(item)
         return Encoded(rows, inputs)
 
@@ -136,6 +170,15 @@ class TaskCodec:
         """The first two entity-token positions (one overlapping `@CHEM-GENE$` serves both; none: [CLS])."""
         found = [i for i, t in enumerate(ids) if t in self.entity_ids][:2]
         return (found + found + [0, 0])[:2] if found else [0, 0]
+
+    @staticmethod
+    def _span_starts(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+        """The first piece of each mention (original text); [CLS] for a mention truncated away."""
+        out = []
+        for start, end in spans:
+            hits = [p for p, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
+            out.append(hits[0] if hits else 0)
+        return out
 
     def _encode_tokens(self, rows: list[Row]) -> Encoded:
         enc = self.tokenizer([r["tokens"] for r in rows], is_split_into_words=True, truncation=True,

@@ -1,0 +1,115 @@
+"""Benchmark: the paper's grid search against Optuna TPE + ASHA (the tune stage), in one run, on
+real BLURB tasks (default NCBI-disease and GAD), with MiniLM.
+
+- grid: LR {1e-5, 3e-5, 5e-5} x batch {16, 32}, each trained for the whole epoch budget `E`
+  (the LR schedule spanning E epochs) with dev scored after every epoch, so the grid also picks
+  the epoch count by dev: 6 x E trial-epochs. Runs in-process, one configuration after another.
+- Optuna + ASHA: `finetune.search.run_search` (what the tune stage runs: Ray Tune trials, TPE
+  over LR in [1e-5, 5e-5] on a log scale, batch {16, 32} and epochs in [1, E], ASHA on the
+  per-epoch dev score, grace 1 epoch, reduction factor 3), `--samples` trials.
+Both sides share everything else: warm-up 0.1, weight decay 0.01, dropout 0.1, seed, bf16, the
+same (optionally capped) training rows and the full dev split. The figure of merit is the best
+dev score each side saw, at which compute: trial-epochs (epochs trained, summed over trials)
+and wall time (the search's includes Ray's start-up of trials).
+
+    .venv/bin/python pipelines/bench/hpo_efficiency.py                         # ~30 min on 2 CPU cores
+    .venv/bin/python pipelines/bench/hpo_efficiency.py --max-train 0 --epochs 4  # full train sets
+
+Ends with one line:
+`SUMMARY hpo_efficiency: <task> grid D1 (C1 trial-epochs) vs optuna+asha D2 (C2, x% of grid compute, gap G); ...`
+Goal: Optuna + ASHA within 0.5 dev points of the grid at <= 40% of its compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _project import make_project
+
+GRID_LR = (1e-5, 3e-5, 5e-5)
+GRID_BATCH = (16, 32)
+FIXED = {"warmup_ratio": 0.1, "weight_decay": 0.01, "dropout": 0.1}
+SEED = 0
+
+
+def grid(settings, epochs: int) -> dict:
+    from pubmedlm.finetune.fit import HParams, fit, load_task
+
+    data = load_task(settings, ("train", "dev"))
+    rows, t0 = [], time.time()
+    for lr in GRID_LR:
+        for bs in GRID_BATCH:
+            curve: list[float] = []
+            fit(data, HParams(lr, bs, epochs, **FIXED), SEED, settings, lambda e, dev, _s, c=curve: c.append(dev))
+            rows.append({"learning_rate": lr, "batch_size": bs, "dev_curve": curve})
+            print(f"  grid lr={lr:g} bs={bs}: dev by epoch {[round(x, 2) for x in curve]}", flush=True)
+    best = max(max(r["dev_curve"]) for r in rows)
+    return {"best": best, "trial_epochs": len(rows) * epochs, "wall": time.time() - t0, "rows": rows}
+
+
+def search(cfg, settings, epochs: int, samples: int) -> dict:
+    import mlflow
+
+    from pubmedlm.config import FloatRange, SearchSpace, TuneConfig
+    from pubmedlm.finetune.search import run_search
+    from pubmedlm.project import project_root
+    from pubmedlm.ray_runtime import init_ray, storage_path
+
+    space = SearchSpace(learning_rate=FloatRange(low=1e-5, high=5e-5, log=True), batch_size=list(GRID_BATCH),
+                        epochs=(1, epochs), **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})
+    tune_cfg = TuneConfig(num_samples=samples, search=space, scheduler="asha", grace_period=1, reduction_factor=3,
+                          seed=SEED)
+    mlflow.set_experiment("hpo-benchmark")
+    with mlflow.start_run(run_name=f"{settings.task} optuna+asha") as run:
+        init_ray(cfg)
+        out = run_search(settings, SEED, tune_cfg, {"cpu": cfg.runtime.cpus_per_worker}, storage_path(cfg, project_root()),
+                         {"uri": mlflow.get_tracking_uri(), "experiment_id": run.info.experiment_id,
+                          "parent_run_id": run.info.run_id}, f"minilm-{time.time()}")
+    for r in out["trials"]:
+        print(f"  search trial {r['trial']}: lr={r['learning_rate']:.2e} bs={r['batch_size']} epochs={r['epochs']} "
+              f"{r['status']}, dev by epoch {[round(x, 2) for x in r['dev_curve']]}", flush=True)
+    best = max(max(r["dev_curve"]) for r in out["trials"] if r["dev_curve"])
+    return {"best": best, "trial_epochs": out["trial_epochs"], "wall": out["wall_seconds"], "rows": out["trials"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=["NCBI-disease", "GAD"])
+    ap.add_argument("--epochs", type=int, default=3, help="epoch budget E of the grid (and upper bound searched)")
+    ap.add_argument("--samples", type=int, default=5, help="Optuna trials")
+    ap.add_argument("--max-train", type=int, default=1000, help="cap on training rows (0: full train set)")
+    ap.add_argument("--workdir", default=None)
+    a = ap.parse_args()
+    cap = a.max_train or None
+    root = make_project(list(a.tasks), {
+        "runtime": {"cpus_per_worker": 2, "progress": False, "micro_batch_size": 32},
+        "finetune": {"model": "minilm", "max_train_examples": cap, "attention_dropout": None}}, a.workdir)
+    from pubmedlm.config import load_config
+    from pubmedlm.finetune import plan
+    from pubmedlm.project import data_dir
+
+    cfg = load_config(root / "params.yaml")
+    summary, lines = [], ["| task | side | best dev | trial-epochs | wall s |", "|---|---|---|---|---|"]
+    for task in a.tasks:
+        settings = plan.settings(cfg, task, plan.resolve_encoder(cfg, root, "minilm"), data_dir("blurb_data", root))
+        print(f"{task}: grid ({len(GRID_LR) * len(GRID_BATCH)} configs x {a.epochs} epochs)", flush=True)
+        g = grid(settings, a.epochs)
+        print(f"{task}: Optuna + ASHA ({a.samples} trials)", flush=True)
+        s = search(cfg, settings, a.epochs, a.samples)
+        share = s["trial_epochs"] / g["trial_epochs"]
+        lines += [f"| {task} | grid | {g['best']:.2f} | {g['trial_epochs']} | {g['wall']:.0f} |",
+                  f"| {task} | optuna+asha | {s['best']:.2f} | {s['trial_epochs']} ({share:.0%}) | {s['wall']:.0f} |"]
+        summary.append(f"{task} grid {g['best']:.2f} ({g['trial_epochs']} trial-epochs, {g['wall']:.0f} s) vs "
+                       f"optuna+asha {s['best']:.2f} ({s['trial_epochs']}, {share:.0%} of grid compute, "
+                       f"{s['wall'] / g['wall']:.0%} of its wall time, gap {s['best'] - g['best']:+.2f})")
+    print("\n" + "\n".join(lines))
+    print(f"train rows: {'full' if cap is None else f'first-sample cap {cap}'}; dev: full")
+    print("SUMMARY hpo_efficiency: " + "; ".join(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -42,7 +42,8 @@ BIOASQ_ROWS = {
 def _config(root: Path, **blurb: Any) -> Config:
     params = root / "params.yaml"
     data = {"corpus": {"inputs": ["corpus/pubmed_xml/pubmed-29768149.xml"]}, "runtime": {"progress": False},
-            "blurb_data": {"pico_proxy_from_dev": True, **blurb}}
+            "blurb_data": {"pico_proxy_from_dev": True, **blurb},
+            "finetune": {"datasets": ["NCBI-disease"]}}  # dvc.yaml's tune/finetune `foreach` reads this list
     params.write_text(yaml.safe_dump(data), encoding="utf-8")
     return load_config(params)
 

@@ -32,6 +32,7 @@ TINY = {
     },
     "vocab": {"vocab_size": 3000, "heldout_max_documents": 50},
     "runtime": {"progress": False},
+    "finetune": {"datasets": ["NCBI-disease"]},  # dvc.yaml's tune/finetune `foreach` reads this list
 }
 
 

@@ -160,6 +160,9 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
             shutil.copytree(work / f"seed-{winner['index']}" / "model", tmp / "model")
             write_json(tmp / "results.json", results)
             write_resolved_config(tmp, cfg, SECTIONS)
+        for r in seeds:  # only the best-dev seed's weights are kept (BERT-base: 440 MB a seed)
+            if r["index"] != winner["index"]:
+                shutil.rmtree(work / f"seed-{r['index']}" / "model", ignore_errors=True)
         metrics = {"test_mean": results["test"]["mean"], "test_std": results["test"]["std"],
                    "dev_mean": results["dev"]["mean"], "seeds": len(seeds)}
         write_json(mpath, metrics)

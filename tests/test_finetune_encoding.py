@@ -197,3 +197,14 @@ def test_empty_search_spaces_are_config_errors(tmp_path: Path) -> None:
                               ("finetune.datasets=[NCBI]", "unknown BLURB dataset")]:
         with pytest.raises(ConfigError, match=message):
             load_config(params, [override])
+
+
+def test_unknown_dataset_is_a_clear_cli_error(project: Path) -> None:
+    import subprocess
+    import sys
+
+    (project / "params.yaml").write_text(yaml.safe_dump({"corpus": {"inputs": ["x"]}}), encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "pubmedlm.cli", "tune", "--task", "NCBI"], cwd=project,
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "unknown BLURB dataset 'NCBI'" in out.stderr and "NCBI-disease" in out.stderr

@@ -53,8 +53,8 @@ def model_label(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
 
-def model_id(path: str) -> str:
-    """What identifies the encoder's weights: the DVC hash of a local folder, else its name."""
+def content_id(path: str) -> str:
+    """What identifies a model or dataset folder: its DVC hash (md5 of the files); a hub id stays its name."""
     from pubmedlm.tracking import dvc_hash
 
     return dvc_hash(Path(path)) if Path(path).is_dir() else path
@@ -112,5 +112,5 @@ def check_task(task_id: str) -> str:
         raise FinetuneError(str(e.args[0])) from None
 
 
-__all__ = ["NOT_COMPARABLE", "PRETRAIN", "availability", "check_task", "flags", "is_proxy", "model_id",
+__all__ = ["NOT_COMPARABLE", "PRETRAIN", "availability", "check_task", "content_id", "flags", "is_proxy",
            "model_label", "resolve_encoder", "resources", "settings"]

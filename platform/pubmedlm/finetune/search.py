@@ -181,7 +181,10 @@ def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_search(settings: Settings, seed: int, tune_cfg: TuneConfig, resources: dict[str, float], storage: str,
                tracking: dict[str, str], model_id: str) -> dict[str, Any]:
-    """Search one task; returns {"trials": rows, "best": row, "trial_epochs", "wall_seconds", "experiment"}."""
+    """Search one task; returns {"trials": rows, "best": row, "trial_epochs", "wall_seconds", "experiment"}.
+
+    `model_id` identifies the weights and data (hashes): with the settings it names the Tune
+    experiment, so only an identical search is resumed."""
     check_space(tune_cfg.search)
     # Fail before Ray: the data loads and the model matches the task.
     load_task(settings, ("dev",))

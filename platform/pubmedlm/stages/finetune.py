@@ -86,7 +86,9 @@ def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: in
 def _work_dir(cfg: Config, root: Path, settings: dict[str, Any], best: dict[str, Any]) -> Path:
     from pubmedlm.ray_runtime import storage_path
 
-    key = json.dumps({"settings": settings, "hparams": best["hparams"], "model": plan.model_id(best["model_path"]),
+    gold = Path(settings["gold_dir"]) / best["task"]
+    key = json.dumps({"settings": settings, "hparams": best["hparams"], "model": plan.content_id(best["model_path"]),
+                      "data": plan.content_id(str(gold)),
                       "seed": cfg.finetune.seed}, sort_keys=True, default=str)
     base = storage_path(cfg, root)
     if "://" in base:  # seeds write plain files; remote storage keeps them under the local cache instead

@@ -67,7 +67,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
         init_ray(cfg)
         search = run_search(settings, cfg.tune.seed, cfg.tune, plan.resources(cfg), storage_path(cfg, root),
                             {"uri": tracked.uri, "experiment_id": tracked.experiment_id, "parent_run_id": tracked.run_id},
-                            plan.model_id(encoder))
+                            f"{plan.content_id(encoder)}|{plan.content_id(str(gold / task))}")
         chosen = search["best"]
         hparams = {k: chosen[k] for k in ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay", "dropout")}
         counts = {s: sum(r["status"] == s for r in search["trials"]) for s in ("completed", "stopped early", "failed")}

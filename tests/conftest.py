@@ -96,3 +96,22 @@ def ohsumed_docs(mirror: Path, n: int) -> list[str]:
                 if len(docs) == n:
                     break
     return docs
+
+
+def prepare_blurb(root: Path, mirror: Path, params: dict) -> Path:
+    """Write `params` to root/params.yaml and run the blurb-data stage there (own env, cwd);
+    returns root/data/blurb_data."""
+    import yaml
+
+    from pubmedlm.config import load_config
+    from pubmedlm.stages import blurb_data
+
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PUBMEDLM_PROJECT_ROOT", str(root))
+        mp.setenv("PUBMEDLM_DATA_MIRROR", str(mirror))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.chdir(root)
+        blurb_data.run(load_config(path), params_file=path)
+    return root / "data" / "blurb_data"

@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from conftest import prepare_blurb
 from pubmedlm.blurb import normalized, registry
 from pubmedlm.blurb.predictions import PredictionError, comparison_markdown, score_predictions
-from pubmedlm.config import load_config
-from pubmedlm.stages import blurb_data
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +27,9 @@ DATASETS = ["NCBI-disease", "EBM-PICO", "DDI", "GAD", "BIOSSES", "HoC", "PubMedQ
 def gold(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Iterator[Path]:
     """blurb-data output for a few datasets (EBM PICO on the proxy split)."""
     root = tmp_path_factory.mktemp("blurb_gold")
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({
+    yield prepare_blurb(root, mirror, {
         "corpus": {"inputs": ["corpus/pubmed_xml/pubmed-29768149.xml"]}, "runtime": {"progress": False},
-        "blurb_data": {"datasets": DATASETS, "pico_proxy_from_dev": True}}), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PUBMEDLM_PROJECT_ROOT", str(root))
-        mp.setenv("PUBMEDLM_DATA_MIRROR", str(mirror))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        mp.chdir(root)
-        blurb_data.run(load_config(params), params_file=params)
-    yield root / "data" / "blurb_data"
+        "blurb_data": {"datasets": DATASETS, "pico_proxy_from_dev": True}})
 
 
 def _test_rows(gold: Path, name: str) -> list[dict[str, Any]]:

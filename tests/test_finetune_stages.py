@@ -14,11 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import prepare_blurb
 from pubmedlm.blurb.predictions import score_predictions
-from pubmedlm.config import load_config
-from pubmedlm.stages import blurb_data
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +32,8 @@ TINY = {
 def root(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Iterator[Path]:
     """A project with every BLURB dataset the mirror has prepared (EBM PICO on the proxy split)."""
     root = tmp_path_factory.mktemp("finetune")
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({"corpus": {"inputs": ["corpus/pubmed_xml/pubmed-29768149.xml"]},
-                                      "blurb_data": {"pico_proxy_from_dev": True}, **TINY}), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PUBMEDLM_PROJECT_ROOT", str(root))
-        mp.setenv("PUBMEDLM_DATA_MIRROR", str(mirror))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        mp.chdir(root)
-        blurb_data.run(load_config(params), params_file=params)
+    prepare_blurb(root, mirror, {"corpus": {"inputs": ["corpus/pubmed_xml/pubmed-29768149.xml"]},
+                                 "blurb_data": {"pico_proxy_from_dev": True}, **TINY})
     yield root
 
 

@@ -223,6 +223,17 @@ BLURB_DATASETS = [
 ]
 
 
+
+def known_datasets(value: list[str]) -> list[str]:
+    """A list of registry ids: each known, none twice."""
+    unknown = [d for d in value if d not in BLURB_DATASETS]
+    if unknown:
+        raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(BLURB_DATASETS)}")
+    if len(set(value)) != len(value):
+        raise ValueError("a dataset is listed twice")
+    return value
+
+
 class BlurbDataConfig(StrictModel):
     """Preparation of the BLURB datasets from their sources."""
 
@@ -243,12 +254,7 @@ class BlurbDataConfig(StrictModel):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, value: list[str]) -> list[str]:
-        unknown = [d for d in value if d not in BLURB_DATASETS]
-        if unknown:
-            raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(BLURB_DATASETS)}")
-        if len(set(value)) != len(value):
-            raise ValueError("a dataset is listed twice")
-        return value
+        return known_datasets(value)
 
 
 class FloatRange(StrictModel):
@@ -361,10 +367,7 @@ class FinetuneConfig(StrictModel):
     @field_validator("datasets")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        unknown = [d for d in value if d not in BLURB_DATASETS]
-        if unknown:
-            raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(BLURB_DATASETS)}")
-        return value
+        return known_datasets(value)
 
     @field_validator("seeds")
     @classmethod

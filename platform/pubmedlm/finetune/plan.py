@@ -104,6 +104,13 @@ def flags(cfg: Config, gold_dir: Path, task_id: str) -> dict[str, Any]:
             "note": f"{NOT_COMPARABLE}: capped run ({', '.join(f'{k}={v}' for k, v in caps.items())})" if caps else ""}
 
 
+def require_task(stage: str, task: str | None) -> str:
+    """A stage run per dataset needs one named (`--task ID`); returns its registry id."""
+    if task is None:
+        raise FinetuneError(f"{stage}: name the task (--task ID); DVC runs one {stage} stage per dataset")
+    return check_task(task)
+
+
 def check_task(task_id: str) -> str:
     """The registry id of a task name, or a FinetuneError naming the known ids."""
     try:
@@ -113,4 +120,4 @@ def check_task(task_id: str) -> str:
 
 
 __all__ = ["NOT_COMPARABLE", "PRETRAIN", "availability", "check_task", "content_id", "flags", "is_proxy",
-           "model_label", "resolve_encoder", "resources", "settings"]
+           "model_label", "require_task", "resolve_encoder", "resources", "settings"]

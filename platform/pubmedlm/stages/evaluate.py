@@ -52,7 +52,8 @@ def markdown(summary: dict[str, Any], name: str) -> str:
     lines = [f"# BLURB test scores: {name}", "",
              "Mean over seeds of each dataset's test score (percent), beside the published models.", ""]
     if summary["results"]:
-        lines.append(comparison_table(summary["results"], name=name, proxies=summary["proxies"]))
+        shown = f"{name} ({NOT_COMPARABLE})" if summary["not_comparable"] else name
+        lines.append(comparison_table(summary["results"], name=shown, proxies=summary["proxies"]))
     lines += ["", "| dataset | mean ± std | seeds | dev mean | flags |", "|---|---|---|---|---|"]
     for task_id, e in summary["datasets"].items():
         flags = ", ".join(f for f, on in (("proxy", e["proxy"]), (NOT_COMPARABLE, e["capped"])) if on) or "–"

@@ -59,8 +59,13 @@ def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: in
                    tags={"pubmedlm.kind": "seed", "pubmedlm.task": settings.task})
     try:
         data = load_task(settings)
-        fitted = fit(data, hp, seed, settings,
-                     lambda epoch, dev, stats: run.log_metrics({"dev_score": dev, **stats}, step=epoch))
+
+        def on_epoch(epoch: int, dev: float, stats: dict[str, float]) -> None:
+            run.log_metrics({"dev_score": dev, **stats}, step=epoch)
+            print(f"{settings.task} seed {index}: epoch {epoch}/{hp.epochs} dev {dev:.2f} "
+                  f"train loss {stats['train_loss']:.4f}", flush=True)
+
+        fitted = fit(data, hp, seed, settings, on_epoch)
         device = device_for(settings)
         folder = Path(out)
         scores = {}
@@ -177,9 +182,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml", task: str | None = None) -> StageResult:
-    if task is None:
-        raise FinetuneError("finetune: name the task (--task ID); DVC runs one finetune stage per dataset")
-    return run_task(cfg, task, params_file)
+    return run_task(cfg, plan.require_task(STAGE, task), params_file)
 
 
 def summary(result: StageResult) -> str:

@@ -92,11 +92,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml", task: str | None = None) -> StageResult:
-    from pubmedlm.finetune.features import FinetuneError
-
-    if task is None:
-        raise FinetuneError("tune: name the task (--task ID); DVC runs one tune stage per dataset")
-    return run_task(cfg, task, params_file)
+    return run_task(cfg, plan.require_task(STAGE, task), params_file)
 
 
 def summary(result: StageResult) -> str:

@@ -323,6 +323,9 @@ class TuneConfig(StrictModel):
     """ASHA: epochs every trial runs before it can be stopped."""
     reduction_factor: int = Field(3, ge=2)
     """ASHA: keep the top 1/reduction_factor of trials at each rung."""
+    startup_trials: int = Field(10, ge=0)
+    """Random trials before TPE models the results (Optuna's default: 10); with no more samples
+    than this, the search is a random search."""
     seed: int = 0
     """Seed of the TPE sampler and of every trial's initialisation and data order."""
 

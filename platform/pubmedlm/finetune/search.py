@@ -112,6 +112,7 @@ def _experiment_name(ctx: dict[str, Any], tune_cfg: TuneConfig) -> str:
 
 
 def _tuner(ctx: dict[str, Any], tune_cfg: TuneConfig, resources: dict[str, float], storage: str, name: str):
+    from optuna.samplers import TPESampler
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -127,7 +128,8 @@ def _tuner(ctx: dict[str, Any], tune_cfg: TuneConfig, resources: dict[str, float
         trainable,
         param_space=param_space(tune_cfg.search),
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode="max", search_alg=OptunaSearch(seed=tune_cfg.seed), scheduler=scheduler,
+            metric=METRIC, mode="max", search_alg=OptunaSearch(sampler=TPESampler(
+                n_startup_trials=tune_cfg.startup_trials, seed=tune_cfg.seed)), scheduler=scheduler,
             num_samples=tune_cfg.num_samples, max_concurrent_trials=tune_cfg.max_concurrent, reuse_actors=True,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(name=name, storage_path=storage, verbose=1,

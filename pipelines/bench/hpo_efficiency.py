@@ -5,15 +5,17 @@ real BLURB tasks (default NCBI-disease and GAD), with MiniLM.
   (the LR schedule spanning E epochs) with dev scored after every epoch, so the grid also picks
   the epoch count by dev: 6 x E trial-epochs. Runs in-process, one configuration after another.
 - Optuna + ASHA: `finetune.search.run_search` (what the tune stage runs: Ray Tune trials, TPE
-  over LR in [1e-5, 5e-5] on a log scale, batch {16, 32} and epochs in [1, E], ASHA on the
-  per-epoch dev score, grace 1 epoch, reduction factor 3), `--samples` trials.
+  over the paper profile's LR range [8e-6, 8e-5] on a log scale, batch {16, 32} and epochs in
+  [1, E], ASHA on the per-epoch dev score (ties broken by training loss), grace 1 epoch, reduction
+  factor 3), `--samples` trials of which `--startup` are TPE's random start-up trials, one at a
+  time (ASHA's cut-offs then come from finished rungs).
 Both sides share everything else: warm-up 0.1, weight decay 0.01, dropout 0.1, seed, bf16, the
 same (optionally capped) training rows and the full dev split. The figure of merit is the best
 dev score each side saw, at which compute: trial-epochs (epochs trained, summed over trials)
 and wall time (the search's includes Ray's start-up of trials).
 
-    .venv/bin/python pipelines/bench/hpo_efficiency.py                         # ~30 min on 2 CPU cores
-    .venv/bin/python pipelines/bench/hpo_efficiency.py --max-train 0 --epochs 4  # full train sets
+    .venv/bin/python pipelines/bench/hpo_efficiency.py                         # ~60 min on 2 CPU cores
+    .venv/bin/python pipelines/bench/hpo_efficiency.py --max-train 0 --epochs 10  # full train sets (GPU)
 
 Ends with one line:
 `SUMMARY hpo_efficiency: <task> grid D1 (C1 trial-epochs) vs optuna+asha D2 (C2, x% of grid compute, gap G); ...`
@@ -51,7 +53,7 @@ def grid(settings, epochs: int) -> dict:
     return {"best": best, "trial_epochs": len(rows) * epochs, "wall": time.time() - t0, "rows": rows}
 
 
-def search(cfg, settings, epochs: int, samples: int) -> dict:
+def search(cfg, settings, epochs: int, samples: int, startup: int) -> dict:
     import mlflow
 
     from pubmedlm.config import FloatRange, SearchSpace, TuneConfig
@@ -59,10 +61,10 @@ def search(cfg, settings, epochs: int, samples: int) -> dict:
     from pubmedlm.project import project_root
     from pubmedlm.ray_runtime import init_ray, storage_path
 
-    space = SearchSpace(learning_rate=FloatRange(low=1e-5, high=5e-5, log=True), batch_size=list(GRID_BATCH),
+    space = SearchSpace(learning_rate=FloatRange(low=8e-6, high=8e-5, log=True), batch_size=list(GRID_BATCH),
                         epochs=(1, epochs), **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})
     tune_cfg = TuneConfig(num_samples=samples, search=space, scheduler="asha", grace_period=1, reduction_factor=3,
-                          seed=SEED)
+                          startup_trials=startup, max_concurrent=1, seed=SEED)
     mlflow.set_experiment("hpo-benchmark")
     with mlflow.start_run(run_name=f"{settings.task} optuna+asha") as run:
         init_ray(cfg)
@@ -79,9 +81,10 @@ def search(cfg, settings, epochs: int, samples: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", nargs="+", default=["NCBI-disease", "GAD"])
-    ap.add_argument("--epochs", type=int, default=3, help="epoch budget E of the grid (and upper bound searched)")
-    ap.add_argument("--samples", type=int, default=5, help="Optuna trials")
-    ap.add_argument("--max-train", type=int, default=1000, help="cap on training rows (0: full train set)")
+    ap.add_argument("--epochs", type=int, default=6, help="epoch budget E of the grid (and upper bound searched)")
+    ap.add_argument("--samples", type=int, default=6, help="Optuna trials")
+    ap.add_argument("--startup", type=int, default=3, help="TPE's random start-up trials among them")
+    ap.add_argument("--max-train", type=int, default=500, help="cap on training rows (0: full train set)")
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
     cap = a.max_train or None
@@ -99,7 +102,7 @@ def main() -> None:
         print(f"{task}: grid ({len(GRID_LR) * len(GRID_BATCH)} configs x {a.epochs} epochs)", flush=True)
         g = grid(settings, a.epochs)
         print(f"{task}: Optuna + ASHA ({a.samples} trials)", flush=True)
-        s = search(cfg, settings, a.epochs, a.samples)
+        s = search(cfg, settings, a.epochs, a.samples, a.startup)
         share = s["trial_epochs"] / g["trial_epochs"]
         lines += [f"| {task} | grid | {g['best']:.2f} | {g['trial_epochs']} | {g['wall']:.0f} |",
                   f"| {task} | optuna+asha | {s['best']:.2f} | {s['trial_epochs']} ({share:.0%}) | {s['wall']:.0f} |"]

@@ -97,6 +97,13 @@ _stage_command(
 )
 
 
+_stage_command(
+    "register",
+    "Register the encoder and each dataset's fine-tuned model in the MLflow Model Registry with their "
+    "lineage; alias `candidate`, and `champion` when the gate passes (metrics/register.json).",
+)
+
+
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="BLURB dataset id (e.g. NCBI-disease).")]
 
 

@@ -389,6 +389,17 @@ class FinetuneConfig(StrictModel):
         return any(v is not None for v in (self.max_train_examples, self.max_eval_examples, self.max_length))
 
 
+class RegisterConfig(StrictModel):
+    """The `register` stage: models into the MLflow Model Registry, promoted by a gate."""
+
+    prefix: str = Field("pubmedlm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Registered model names: `<prefix>-encoder` and `<prefix>-<dataset>`."""
+    encoder: bool = True
+    """Register the encoder that was fine-tuned (transformers flavour, fill-mask)."""
+    tasks: bool = True
+    """Register each dataset's best-dev fine-tuned model (pyfunc: raw text or rows in, predictions out)."""
+
+
 class Config(StrictModel):
     """The whole recipe plus runtime, as read from one params file."""
 
@@ -408,6 +419,8 @@ class Config(StrictModel):
     """Fine-tuning on BLURB (the `tune`, `finetune` stages and `pubmedlm blurb`)."""
     tune: TuneConfig = TuneConfig()
     """The `tune` stage's hyperparameter search."""
+    registry: RegisterConfig = RegisterConfig()
+    """The `register` stage (MLflow Model Registry)."""
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what is written beside a stage's output)."""

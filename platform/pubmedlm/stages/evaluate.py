@@ -80,7 +80,7 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
     report = (out_base / "reports" / "blurb.md") if out_base else reports_dir(STAGE, root) / "blurb.md"
     with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment,
                    tags={"pubmedlm.model": label, "pubmedlm.not_comparable": summary["not_comparable"]}) as tracked:
-        write_json(mpath, {"model": label, **summary})
+        write_json(mpath, {"model": label, "run_id": tracked.run_id, **summary})
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(summary, label), encoding="utf-8")
         flat = {f"test/{d}": e["mean"] for d, e in summary["datasets"].items()}

@@ -50,6 +50,7 @@ def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: in
     import torch
 
     from pubmedlm.finetune.fit import HParams, Settings, device_for, fit, load_task, predict, score
+    from pubmedlm.serving import write_task_file
     from pubmedlm.tracking import ChildRun
 
     settings = Settings.from_dict(settings_dict)
@@ -74,6 +75,7 @@ def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: in
             scores[split] = score(data, split, preds)
             _write_predictions(folder / "predictions" / split / f"{settings.task}.jsonl", data.splits[split].rows, preds)
         fitted.model.save(folder / "model", data.codec.tokenizer)
+        write_task_file(folder / "model", settings.task, settings.codec, settings.precision)
         result = {"index": index, "seed": seed, "dev_score": scores["dev"], "test_score": scores["test"],
                   "dev_curve": fitted.dev_scores, "train_seconds": fitted.train_seconds, "steps": fitted.steps,
                   "truncated_words": {s: e.truncated_words for s, e in data.splits.items()}, "run_id": run.run_id,

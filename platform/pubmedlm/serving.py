@@ -1,0 +1,195 @@
+"""Fine-tuned task models for use outside the pipeline: load, predict, and the MLflow pyfunc.
+
+A fine-tuned model folder (`data/finetune/<task>/model/`) holds the HF model and tokenizer and
+`pubmedlm_task.json` (the task id, the encoding options and the precision it was trained with).
+`TaskPredictor` loads it and predicts the way fine-tuning scored: the same codec, precision,
+batching and decoding, so it reproduces the finetune stage's prediction files.
+
+`BlurbTaskModel` is the MLflow pyfunc the register stage logs for every task. Input is a table
+(pandas DataFrame, or what the scoring server turns JSON into):
+
+| task type | columns | one output per row |
+|---|---|---|
+| NER | `text` (raw text) | entity spans: `{"start", "end", "type", "text"}`, character offsets into `text` |
+| PICO | `text` | PICO spans the same way (`type` PAR / INT / OUT) |
+| RE | `text` (BLURB's masked sentence, `@GENE$`...; `entities` too for marker / original models) | relation label |
+| sentence similarity | `text_a`, `text_b` | similarity score |
+| document classification | `text` (a sentence) | the hallmark indices it carries |
+| QA | `question`, `context` | `yes` / `no` / `maybe` |
+
+Raw text is split into words the way BLURB's NER files are (`tokenizers`' BERT pre-tokenizer:
+whitespace, then each punctuation character a word of its own), then labelled as in training
+(the first piece of each word). Untyped mention tags (NER's `B`/`I`) give the dataset's name as
+the span type.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+from pubmedlm.blurb import registry
+from pubmedlm.finetune import tagging
+from pubmedlm.finetune.features import CodecOptions, FinetuneError, TaskCodec
+
+TASK_FILE = "pubmedlm_task.json"
+
+
+def write_task_file(folder: Path, task_id: str, options: CodecOptions, precision: str) -> None:
+    meta = {"task": task_id, "codec": asdict(options), "precision": precision}
+    (folder / TASK_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_task_file(folder: Path) -> tuple[str, CodecOptions, str]:
+    path = Path(folder) / TASK_FILE
+    if not path.is_file():
+        raise FinetuneError(f"{folder}: not a fine-tuned task model ({TASK_FILE} missing); "
+                            "use data/finetune/<task>/model from the finetune stage")
+    meta = json.loads(path.read_text())
+    return meta["task"], CodecOptions(**meta["codec"]), meta.get("precision", "fp32")
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Words with character offsets, split as BLURB's NER files are (BERT pre-tokenization)."""
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    return [(w, a, b) for w, (a, b) in BertPreTokenizer().pre_tokenize_str(text)]
+
+
+def load_task_model(folder: Path, codec: TaskCodec):
+    """The saved `TaskModel` (HF head, or encoder + entity-start head) in eval mode on CPU."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    from pubmedlm.finetune.heads import ENTITY_HEAD, TaskModel
+
+    folder = Path(folder)
+    if (folder / ENTITY_HEAD).is_file():
+        hf = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+        model = TaskModel(hf, codec, 0.0, entity_start=True)
+        state = torch.load(folder / ENTITY_HEAD, map_location="cpu")
+        with torch.no_grad():
+            model.classifier.weight.copy_(state["weight"])
+            model.classifier.bias.copy_(state["bias"])
+    else:
+        cls = AutoModelForTokenClassification if codec.task.head == "token_classification" else AutoModelForSequenceClassification
+        model = TaskModel(cls.from_pretrained(folder), codec, 0.0, entity_start=False)
+    return model.eval()
+
+
+class TaskPredictor:
+    """A fine-tuned model folder, ready to predict rows (the BLURB normalized form) or raw text."""
+
+    def __init__(self, folder: str | Path, *, eval_batch: int = 64, precision: str | None = None) -> None:
+        import torch
+
+        from pubmedlm.finetune.fit import Settings
+        from pubmedlm.models import load_tokenizer
+
+        self.folder = Path(folder)
+        task_id, options, trained_precision = read_task_file(self.folder)
+        self.task = registry.get(task_id)
+        tokenizer = load_tokenizer(str(self.folder))
+        self.codec = TaskCodec(self.task, tokenizer, options)
+        self.model = load_task_model(self.folder, self.codec)
+        self.settings = Settings(model=str(self.folder), task=task_id, gold_dir="", codec=options,
+                                 precision=precision or trained_precision, eval_batch=eval_batch, device="cpu")
+        self.device = torch.device("cpu")
+
+    def _placeholder_targets(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Rows for inference carry no gold; the codec's target slot gets a neutral value."""
+        head = self.task.head
+        if head == "token_classification":
+            return {"tags": ["O"] * len(row["tokens"])}
+        if head == "regression":
+            return {"score": 0.0}
+        if head == "multi_label":
+            return {"labels": []}
+        return {"label": self.codec.labels[0]}
+
+    def predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """Predictions (the prediction-file forms) for rows with the task's input fields."""
+        from pubmedlm.finetune.fit import TaskData, predict
+
+        if not rows:
+            return []
+        full = [{"id": str(i), **r, **self._placeholder_targets(r)} for i, r in enumerate(rows)]
+        data = TaskData(self.codec, {"rows": self.codec.encode(full)})
+        preds = predict(self.model, data, "rows", self.settings, self.device)
+        return [sorted(p) if isinstance(p, frozenset) else p for p in preds]
+
+    def predict_text(self, texts: list[str]) -> list[list[dict[str, Any]]]:
+        """Entity spans with character offsets for raw texts (NER and PICO models)."""
+        if self.task.head != "token_classification":
+            raise FinetuneError(f"{self.task.id} is not a tagging task; give rows with {self.task.input['fields']}")
+        words = [split_words(t) for t in texts]
+        tags = self.predict_rows([{"tokens": [w for w, _, _ in ws] or ["."]} for ws in words])
+        out = []
+        for text, ws, row_tags in zip(texts, words, tags, strict=True):
+            spans = []
+            for kind, first, last in tagging.spans(row_tags) if ws else []:
+                start, end = ws[first][1], ws[last][2]
+                spans.append({"start": start, "end": end, "type": kind or self.task.paper_name,
+                              "text": text[start:end]})
+            out.append(spans)
+        return out
+
+    def predict_table(self, records: list[dict[str, Any]]) -> list[Any]:
+        """The pyfunc contract: NER/PICO rows carry `text`; other tasks their input fields."""
+        if self.task.head == "token_classification":
+            if records and "text" not in records[0]:
+                raise FinetuneError(f"{self.task.id}: input needs a `text` column (raw text)")
+            return self.predict_text([str(r["text"]) for r in records])
+        fields = list(self.task.input["fields"])
+        missing = [f for f in fields if records and f not in records[0]]
+        if missing:
+            raise FinetuneError(f"{self.task.id}: input needs the columns {fields} (missing {missing})")
+        rows = []
+        for r in records:
+            row = {f: r[f] for f in fields}
+            if isinstance(r.get("entities"), str):
+                row["entities"] = json.loads(r["entities"])
+            elif isinstance(r.get("entities"), dict):
+                row["entities"] = r["entities"]
+            rows.append(row)
+        return self.predict_rows(rows)
+
+
+class BlurbTaskModel(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc around `TaskPredictor` (artifact `model`: the fine-tuned model folder)."""
+
+    def load_context(self, context) -> None:
+        self.predictor = TaskPredictor(context.artifacts["model"])
+
+    def predict(self, context, model_input, params=None):
+        records = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
+        return self.predictor.predict_table(records)
+
+
+def log_task_model(folder: Path, name: str) -> Any:
+    """Log a fine-tuned model folder as a pyfunc in the active run; returns MLflow's ModelInfo."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from pubmedlm import __version__
+
+    task_id, _, _ = read_task_file(folder)
+    task = registry.get(task_id)
+    columns = ["text"] if task.head == "token_classification" else list(task.input["fields"])
+    signature = ModelSignature(inputs=Schema([ColSpec("string", c) for c in columns]))
+    with warnings.catch_warnings():  # the contract is the signature below, not type hints
+        warnings.filterwarnings("ignore", message=".*type hints.*")
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=str(Path(__file__).with_name("pyfunc_model.py")), artifacts={"model": str(folder)}, signature=signature,
+            pip_requirements=[f"pubmedlm=={__version__}"],
+            metadata={"pubmedlm.task": task_id, "pubmedlm.input_columns": columns})
+
+
+__all__ = ["TASK_FILE", "BlurbTaskModel", "TaskPredictor", "load_task_model", "log_task_model", "read_task_file", "split_words",
+           "write_task_file"]

@@ -41,12 +41,14 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 def _user_errors() -> tuple[type[BaseException], ...]:
     from pubmedlm.blurb.predictions import PredictionError
     from pubmedlm.blurb.readers import BlurbFormatError
+    from pubmedlm.compare import CompareError
     from pubmedlm.corpus.errors import CorpusError
     from pubmedlm.finetune.features import FinetuneError
     from pubmedlm.sources import SourceError
     from pubmedlm.train.pretraining import PretrainError
 
-    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError, FinetuneError)
+    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError, FinetuneError,
+            CompareError)
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
@@ -101,6 +103,13 @@ _stage_command(
     "register",
     "Register the encoder and each dataset's fine-tuned model in the MLflow Model Registry with their "
     "lineage; alias `candidate`, and `champion` when the gate passes (metrics/register.json).",
+)
+
+
+_stage_command(
+    "report",
+    "Write the BLURB leaderboard (reports/report/leaderboard.md and a self-contained index.html) with "
+    "plots of pretraining, scores against the published models, HPO trials and vocab fragmentation.",
 )
 
 
@@ -168,6 +177,46 @@ def blurb_cmd(
     result = run_blurb(cfg, model, datasets or None, params_file=params)
     Console(width=None if sys.stdout.isatty() else 160).print(Path(result.outputs["report"]).read_text(encoding="utf-8"))
     console.print(f"[green]blurb[/green] done: {result.outputs['report']} (MLflow experiment {result.metrics['experiment']})")
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[str, typer.Argument(help="Run A: a `pubmedlm blurb` folder, a model under data/blurb/, a project root, or `pipeline`.")],
+    run_b: Annotated[str, typer.Argument(help="Run B, the same kinds.")],
+    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap over test examples with N resamples (best-dev seeds) instead of the seeds' Welch interval.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
+) -> None:
+    """Per-dataset and BLURB differences A - B with 95% intervals; says which are significant."""
+    import json
+
+    from pubmedlm.compare import compare, load_run
+    from pubmedlm.project import data_dir, project_root
+
+    root = project_root()
+    result = compare(load_run(run_a, root), load_run(run_b, root), bootstrap=bootstrap,
+                     gold_dir=data_dir("blurb_data", root))
+    table = Table(title=f"A = {run_a}   B = {run_b}   ({'paired bootstrap, ' + str(bootstrap) + ' resamples' if bootstrap else 'Welch over seeds'}, 95%)")
+    for col in ("dataset", "A mean ± std (n)", "B mean ± std (n)", "A - B", "95% interval", "p", "significant"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+
+    def verdict(r: dict) -> str:
+        if "low" not in r:
+            return "n/a (1 seed: use --bootstrap)"
+        return ("A better" if r["diff"] > 0 else "B better") if r["significant"] else "no"
+
+    for r in result["rows"]:
+        table.add_row(r["dataset"], f"{r['a_mean']:.2f} ± {r['a_std']:.2f} ({r['a_n']})",
+                      f"{r['b_mean']:.2f} ± {r['b_std']:.2f} ({r['b_n']})", f"{r['diff']:+.2f}",
+                      f"[{r['low']:+.2f}, {r['high']:+.2f}]" if "low" in r else "–",
+                      f"{r['p']:.3f}" if "p" in r else "–", verdict(r))
+    b = result["blurb"]
+    table.add_row(f"BLURB ({b['datasets']} datasets)", f"{b['a_mean']:.2f}", f"{b['b_mean']:.2f}", f"{b['diff']:+.2f}",
+                  f"[{b['low']:+.2f}, {b['high']:+.2f}]" if "low" in b else "–", "–", verdict(b))
+    Console(width=None if sys.stdout.isatty() else 180).print(table)
+    if result["not_shared"]:
+        console.print(f"not in both runs (left out): {', '.join(result['not_shared'])}")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 @app.command("params")

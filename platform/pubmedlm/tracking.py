@@ -249,3 +249,37 @@ def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[dict[st
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=5000)
     return [{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status, "tags": dict(r.data.tags),
              "params": dict(r.data.params), "metrics": dict(r.data.metrics)} for r in runs]
+
+
+def latest_stage_run(uri: str, experiment: str, stage: str) -> Any | None:
+    """The latest finished run of a pipeline stage in an experiment (None: never ran there)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs([exp.experiment_id],
+                              f"tags.`pubmedlm.stage` = '{stage}' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def metric_history(uri: str, run_id: str, names: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """`{metric: [(step, value), ...]}` of a run (metrics it never logged are left out)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    out = {}
+    for name in names:
+        points = client.get_metric_history(run_id, name)
+        if points:
+            out[name] = [(m.step, m.value) for m in points]
+    return out
+
+
+def log_artifact_to(uri: str, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+    """Attach a file to an existing run (finished or not): a report to the run it describes."""
+    from mlflow import MlflowClient
+
+    MlflowClient(uri).log_artifact(run_id, str(path), artifact_path)

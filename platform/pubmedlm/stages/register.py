@@ -51,15 +51,10 @@ def lineage_hash(root: Path, rel: str) -> str | None:
 
 def stage_tags(uri: str, experiment: str, stage: str, prefix: str = "source.") -> dict[str, str]:
     """Tags starting with `prefix` of the latest finished run of a stage (e.g. its sources' sha256)."""
-    from mlflow import MlflowClient
+    from pubmedlm.tracking import latest_stage_run
 
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return {}
-    runs = client.search_runs([exp.experiment_id], f"tags.`pubmedlm.stage` = '{stage}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
-    return {k: v for k, v in runs[0].data.tags.items() if k.startswith(prefix)} if runs else {}
+    run = latest_stage_run(uri, experiment, stage)
+    return {k: v for k, v in run.data.tags.items() if k.startswith(prefix)} if run else {}
 
 
 def _lineage(cfg: Config, root: Path, params_file: str | Path) -> dict[str, str]:

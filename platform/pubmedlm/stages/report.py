@@ -1,0 +1,120 @@
+"""The `report` stage (`pubmedlm report`): the BLURB leaderboard and the plots, in one place.
+
+Reads what the other stages wrote (`metrics/evaluate.json` and every `pubmedlm blurb` run under
+`data/blurb/`, the tune trial tables, `metrics/vocab.json`, `metrics/register.json`) and the
+pretraining run's metric history in MLflow, and writes `reports/report/`:
+
+| file | what |
+|---|---|
+| `leaderboard.md` | our runs beside the published models, per dataset, task type and BLURB, flags shown |
+| `index.html` | the same, plus the registry decisions and every plot, as one self-contained page |
+| `scores.png` | per-dataset test scores (ours ± std over seeds) against the published models |
+| `pretrain.png` | pretraining loss and MLM accuracy curves (train and held-out) |
+| `hpo.png`, `hpo/<dataset>.png` | every trial's learning rate against its dev score |
+| `fragmentation.png` | word pieces per word and input lengths, our vocab against the reference |
+
+Each plot is also logged to the MLflow run it describes: the leaderboard and scores to the
+evaluate run, the curves to the pretrain run, a dataset's trials to its tune parent run, the
+fragmentation to the vocab run; everything to the report run itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pubmedlm.config import Config
+from pubmedlm.project import atomic_dir, data_dir, metrics_path, project_root, reports_dir
+from pubmedlm.stages import StageResult
+
+STAGE = "report"
+SECTIONS = ("finetune",)
+PRETRAIN_METRICS = ["train/loss", "train/mlm_loss", "train/mlm_accuracy", "heldout/mlm_loss", "heldout/mlm_accuracy"]
+
+
+def _trials(root: Path, datasets: list[str]) -> dict[str, dict[str, Any]]:
+    """{dataset: {"trials": [...], "parent_run_id": ...}} for every dataset the tune stage searched."""
+    out = {}
+    for task in datasets:
+        folder = data_dir("tune", root) / task
+        if (folder / "trials.json").is_file() and (folder / "best.json").is_file():
+            trials = json.loads((folder / "trials.json").read_text())
+            if trials:  # an unavailable dataset has an empty table
+                out[task] = {"trials": trials, "parent_run_id": json.loads((folder / "best.json").read_text()).get("parent_run_id")}
+    return out
+
+
+def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
+    """Write the report into `out`; returns {"plots": {caption: file}, "runs": {file: run_id}, ...}."""
+    from pubmedlm import plots, reporting
+    from pubmedlm.tracking import latest_stage_run, metric_history
+    from pubmedlm.vocab.report import render_chart
+
+    ours = reporting.discover(root)
+    columns = ours + reporting.published_columns()
+    datasets = [d for d in reporting.rows(columns) if d[0] == "dataset"]
+    names = [label for _, label, _ in datasets]
+    attach: dict[str, str] = {}  # file -> run it describes
+    figures: dict[str, Path] = {}
+    if ours:
+        plots.blurb_scores(names, {c.name: {d: (c.scores[d], c.std.get(d, 0.0)) for d in c.scores} for c in ours},
+                           {c.name: c.scores for c in columns if not c.ours}, out / "scores.png")
+        figures["Test scores against the published models"] = out / "scores.png"
+    evaluate = metrics_path("evaluate", root)
+    if evaluate.is_file():
+        run_id = json.loads(evaluate.read_text()).get("run_id")
+        if run_id:
+            attach.update({"scores.png": run_id, "leaderboard.md": run_id, "index.html": run_id})
+    pretrain = latest_stage_run(uri, cfg.runtime.mlflow_experiment, "pretrain")
+    if pretrain is not None:
+        history = metric_history(uri, pretrain.info.run_id, PRETRAIN_METRICS)
+        if history:
+            plots.pretrain_curves(history, out / "pretrain.png", f"Pretraining (MLflow run {pretrain.info.run_id[:8]})")
+            figures["Pretraining curves"] = out / "pretrain.png"
+            attach["pretrain.png"] = pretrain.info.run_id
+    trials = _trials(root, list(cfg.finetune.datasets))
+    if trials:
+        plots.hpo_trials({t: v["trials"] for t, v in trials.items()}, out / "hpo.png")
+        figures["Hyperparameter search (learning rate against dev score)"] = out / "hpo.png"
+        for task, v in trials.items():
+            plots.hpo_trials({task: v["trials"]}, out / "hpo" / f"{task}.png")
+            if v["parent_run_id"]:
+                attach[f"hpo/{task}.png"] = v["parent_run_id"]
+    vocab = metrics_path("vocab", root)
+    if vocab.is_file():
+        render_chart(json.loads(vocab.read_text()), out / "fragmentation.png")
+        figures["Vocabulary fragmentation"] = out / "fragmentation.png"
+        run = latest_stage_run(uri, cfg.runtime.mlflow_experiment, "vocab")
+        if run is not None:
+            attach["fragmentation.png"] = run.info.run_id
+    register = metrics_path("register", root)
+    decisions = json.loads(register.read_text())["models"] if register.is_file() else None
+    (out / "leaderboard.md").write_text(
+        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions), encoding="utf-8")
+    (out / "index.html").write_text(reporting.html_page(columns, figures, decisions), encoding="utf-8")
+    return {"ours": [c.name for c in ours], "plots": {k: v.name for k, v in figures.items()}, "runs": attach}
+
+
+def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
+    from pubmedlm.tracking import log_artifact_to, stage_run, tracking_uri
+
+    root = project_root()
+    uri = tracking_uri(cfg, root)
+    final = reports_dir(STAGE, root)
+    with atomic_dir(final) as tmp:
+        info = build(cfg, root, tmp, uri)
+    with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
+        tracked.log_artifact(final, "report")
+        for rel, run_id in info["runs"].items():
+            folder = Path("report") / Path(rel).parent
+            log_artifact_to(uri, run_id, final / rel, folder.as_posix())
+        tracked.set_tags({"report.html": "report/index.html", "report.models": ", ".join(info["ours"])})
+    return StageResult(STAGE, {"html": final / "index.html", "markdown": final / "leaderboard.md"}, info, tracked.run_id)
+
+
+def summary(result: StageResult) -> str:
+    return f"Open the report: {Path(result.outputs['html']).resolve().as_uri()}"
+
+
+__all__ = ["build", "run", "summary"]

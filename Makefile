@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export PATH := $(abspath $(BIN)):$(PATH)
 export PUBMEDLM_DATA_MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: demo test lint bench clean-outputs
+.PHONY: demo test lint bench clean-outputs system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,14 +21,22 @@ demo: $(STAMP)
 	pubmedlm remote
 	dvc repro
 	@echo
-	@echo "Reports:   $(CURDIR)/reports/  (BLURB: reports/evaluate/blurb.md; vocab: reports/vocab/vocab.md, fragmentation.png)"
 	@echo "Metrics:   $(CURDIR)/metrics/  (dvc metrics show)"
+	@echo "Registry:  $(CURDIR)/metrics/register.json  (aliases candidate / champion)"
+	@echo "Report:    $(CURDIR)/reports/report/index.html"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db  -> http://127.0.0.1:5000"
 
 lint: $(STAMP)
 	ruff check .
 
-test: $(STAMP)
+# Debian packages the tests drive for real: chromium (the report page's screenshot test).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "chromium is missing: install Debian's chromium package (apt-get install chromium) as root"; fi; }
+
+test: $(STAMP) system-deps
 	ruff check .
 	pytest
 

@@ -5,8 +5,9 @@ real BLURB tasks (default NCBI-disease and GAD), with MiniLM.
   (the LR schedule spanning E epochs) with dev scored after every epoch, so the grid also picks
   the epoch count by dev: 6 x E trial-epochs. Runs in-process, one configuration after another.
 - Optuna + ASHA: `finetune.search.run_search` (what the tune stage runs: Ray Tune trials, TPE
-  over the paper profile's LR range [8e-6, 8e-5] on a log scale, batch {16, 32} and epochs in
-  [1, E], ASHA on the per-epoch dev score (ties broken by training loss), grace 1 epoch, reduction
+  over the paper profile's LR range [8e-6, 8e-5] on a log scale and batch {16, 32}, every trial
+  scheduled for the same E epochs as the grid (`--search-epochs range` searches [1, E] too),
+  ASHA on the per-epoch dev score (ties broken by training loss), grace 1 epoch, reduction
   factor 3), `--samples` trials of which `--startup` are TPE's random start-up trials, one at a
   time (ASHA's cut-offs then come from finished rungs).
 Both sides share everything else: warm-up 0.1, weight decay 0.01, dropout 0.1, seed, bf16, the
@@ -53,7 +54,7 @@ def grid(settings, epochs: int) -> dict:
     return {"best": best, "trial_epochs": len(rows) * epochs, "wall": time.time() - t0, "rows": rows}
 
 
-def search(cfg, settings, epochs: int, samples: int, startup: int) -> dict:
+def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: bool) -> dict:
     import mlflow
 
     from pubmedlm.config import FloatRange, SearchSpace, TuneConfig
@@ -62,7 +63,7 @@ def search(cfg, settings, epochs: int, samples: int, startup: int) -> dict:
     from pubmedlm.ray_runtime import init_ray, storage_path
 
     space = SearchSpace(learning_rate=FloatRange(low=8e-6, high=8e-5, log=True), batch_size=list(GRID_BATCH),
-                        epochs=(1, epochs), **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})
+                        epochs=(1 if epoch_range else epochs, epochs), **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})
     tune_cfg = TuneConfig(num_samples=samples, search=space, scheduler="asha", grace_period=1, reduction_factor=3,
                           startup_trials=startup, max_concurrent=1, seed=SEED)
     mlflow.set_experiment("hpo-benchmark")
@@ -84,6 +85,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6, help="epoch budget E of the grid (and upper bound searched)")
     ap.add_argument("--samples", type=int, default=6, help="Optuna trials")
     ap.add_argument("--startup", type=int, default=3, help="TPE's random start-up trials among them")
+    ap.add_argument("--search-epochs", choices=["fixed", "range"], default="fixed",
+                    help="fixed: every trial scheduled for E epochs, ASHA stops it early (as the grid, which "
+                         "picks the epoch count on dev); range: TPE also picks the epoch count in [1, E]")
     ap.add_argument("--max-train", type=int, default=500, help="cap on training rows (0: full train set)")
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
@@ -102,7 +106,7 @@ def main() -> None:
         print(f"{task}: grid ({len(GRID_LR) * len(GRID_BATCH)} configs x {a.epochs} epochs)", flush=True)
         g = grid(settings, a.epochs)
         print(f"{task}: Optuna + ASHA ({a.samples} trials)", flush=True)
-        s = search(cfg, settings, a.epochs, a.samples, a.startup)
+        s = search(cfg, settings, a.epochs, a.samples, a.startup, a.search_epochs == "range")
         share = s["trial_epochs"] / g["trial_epochs"]
         lines += [f"| {task} | grid | {g['best']:.2f} | {g['trial_epochs']} | {g['wall']:.0f} |",
                   f"| {task} | optuna+asha | {s['best']:.2f} | {s['trial_epochs']} ({share:.0%}) | {s['wall']:.0f} |"]

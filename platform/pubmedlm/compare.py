@@ -15,7 +15,8 @@ Two intervals, both for A - B:
   replacement, both runs scored on the same resample with the task's metric), on the best-dev
   seed's predictions of each run. Works with one seed; needs both runs' prediction files.
 
-A difference is significant when its interval excludes 0. The paper's comparisons turn on
+The BLURB interval is the weighted sum of the datasets' resampled differences (datasets are
+resampled independently). A difference is significant when its interval excludes 0. The paper's comparisons turn on
 half-point gaps; with 5 seeds, a half-point gap is often inside the interval.
 """
 
@@ -145,7 +146,7 @@ def paired_bootstrap(task_id: str, gold_dir: Path, pred_a: Path, pred_b: Path, s
         diffs[k] = metric(rows, [pa[i] for i in ia]) - metric(rows, [pb[i] for i in ia])
     low, high = np.percentile(diffs, [2.5, 97.5])
     p = float(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
-    return {"diff": observed, "low": float(low), "high": float(high), "p": p, "rows": len(gold)}
+    return {"diff": observed, "low": float(low), "high": float(high), "p": p, "rows": len(gold), "samples": diffs}
 
 
 def blurb_weights(datasets: list[str]) -> dict[str, float]:
@@ -161,7 +162,8 @@ def compare(a: RunResults, b: RunResults, *, bootstrap: int = 0, gold_dir: Path 
     common = [t for t in a.results if t in b.results]
     if not common:
         raise CompareError(f"{a.name} and {b.name} share no fine-tuned dataset")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    samples: dict[str, np.ndarray] = {}
     for task in common:
         sa, sb = a.seeds(task), b.seeds(task)
         row: dict[str, Any] = {"dataset": task, "a_mean": statistics.fmean(sa), "b_mean": statistics.fmean(sb),
@@ -173,16 +175,22 @@ def compare(a: RunResults, b: RunResults, *, bootstrap: int = 0, gold_dir: Path 
         row["method"] = "bootstrap" if bootstrap else "seeds"
         if interval:
             row.update({"low": interval["low"], "high": interval["high"], "p": interval["p"]})
-            if bootstrap:
-                row["diff_best_seed"] = interval["diff"]
+            if bootstrap:  # the bootstrap compares the best-dev seeds: so does its difference
+                row["diff_seed_means"], row["diff"] = row["diff"], interval["diff"]
         row["significant"] = bool(interval) and (row["low"] > 0 or row["high"] < 0)
+        if bootstrap:
+            samples[task] = interval["samples"]
         rows.append(row)
     weights = blurb_weights(common)
     diff = sum(weights[r["dataset"]] * r["diff"] for r in rows)
     blurb: dict[str, Any] = {"dataset": "BLURB", "diff": diff, "datasets": len(common),
                              "a_mean": sum(weights[r["dataset"]] * r["a_mean"] for r in rows),
                              "b_mean": sum(weights[r["dataset"]] * r["b_mean"] for r in rows)}
-    if all(r["a_n"] > 1 and r["b_n"] > 1 for r in rows):
+    if samples:  # datasets resampled independently: BLURB's resample is the weighted sum of theirs
+        total = sum(weights[t] * v for t, v in samples.items())
+        low, high = np.percentile(total, [2.5, 97.5])
+        blurb.update({"low": float(low), "high": float(high), "significant": bool(low > 0 or high < 0)})
+    elif all(r["a_n"] > 1 and r["b_n"] > 1 for r in rows):
         var = sum(weights[r["dataset"]] ** 2 * (r["a_std"] ** 2 / r["a_n"] + r["b_std"] ** 2 / r["b_n"]) for r in rows)
         half = 1.959964 * math.sqrt(var)
         blurb.update({"low": diff - half, "high": diff + half, "significant": diff - half > 0 or diff + half < 0})

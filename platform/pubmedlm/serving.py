@@ -11,6 +11,7 @@ batching and decoding, so it reproduces the finetune stage's prediction files.
 | task type | columns | one output per row |
 |---|---|---|
 | NER | `text` (raw text) | entity spans: `{"start", "end", "type", "text"}`, character offsets into `text` |
+| NER, PICO | `tokens` (words, as in BLURB's files) instead of `text` | one tag per word, in the file's scheme |
 | PICO | `text` | PICO spans the same way (`type` PAR / INT / OUT) |
 | RE | `text` (BLURB's masked sentence, `@GENE$`...; `entities` too for marker / original models) | relation label |
 | sentence similarity | `text_a`, `text_b` | similarity score |
@@ -142,8 +143,10 @@ class TaskPredictor:
     def predict_table(self, records: list[dict[str, Any]]) -> list[Any]:
         """The pyfunc contract: NER/PICO rows carry `text`; other tasks their input fields."""
         if self.task.head == "token_classification":
-            if records and "text" not in records[0]:
-                raise FinetuneError(f"{self.task.id}: input needs a `text` column (raw text)")
+            if records and records[0].get("tokens") is not None:
+                return self.predict_rows([{"tokens": [str(w) for w in r["tokens"]]} for r in records])
+            if records and records[0].get("text") is None:
+                raise FinetuneError(f"{self.task.id}: input needs a `text` column (raw text) or `tokens` (words)")
             return self.predict_text([str(r["text"]) for r in records])
         fields = list(self.task.input["fields"])
         missing = [f for f in fields if records and f not in records[0]]
@@ -181,9 +184,14 @@ def log_task_model(folder: Path, name: str) -> Any:
 
     task_id, _, _ = read_task_file(folder)
     task = registry.get(task_id)
-    columns = ["text"] if task.head == "token_classification" else list(task.input["fields"])
-    signature = ModelSignature(inputs=Schema([ColSpec("string", c) for c in columns]))
-    with warnings.catch_warnings():  # the contract is the signature below, not type hints
+    if task.head == "token_classification":
+        # `text` or `tokens`: either may be absent, which a signature cannot say without MLflow
+        # silently dropping a misnamed column; `predict_table` checks the input itself.
+        columns, signature = ["text | tokens"], None
+    else:
+        columns = list(task.input["fields"])
+        signature = ModelSignature(inputs=Schema([ColSpec("string", c) for c in columns]))
+    with warnings.catch_warnings():  # the contract is the signature (or predict_table), not type hints
         warnings.filterwarnings("ignore", message=".*type hints.*")
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(Path(__file__).with_name("pyfunc_model.py")), artifacts={"model": str(folder)}, signature=signature,

@@ -1,0 +1,307 @@
+"""Registry, report, compare and serving, on a real fine-tuned NER model.
+
+One project fine-tunes the real MiniLM on real NCBI-disease rows through the real stages (tune,
+finetune, evaluate, register, report as commands, one MLflow SQLite store), then:
+- the registry holds the encoder (partial BLURB score: never champion) and the task model
+  (champion), with their lineage tags; the model loaded back from `models:/...@champion`
+  predicts exactly the finetune stage's prediction file;
+- the gate keeps a champion against a worse model, a partial score, a capped run against a full
+  one, and promotes a better one;
+- `mlflow models serve` answers real NCBI-disease test sentences over HTTP with spans whose text
+  is the input at the returned offsets;
+- the report opens in headless Chromium: a non-blank screenshot, the leaderboard's cells and flags;
+- `compare`: Welch's interval against the textbook formula, BLURB weights against the BLURB
+  score, a paired bootstrap that tells the gold from the model and a run from itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port, prepare_blurb
+
+pytestmark = pytest.mark.integration
+
+TASK = "NCBI-disease"
+PARAMS = {
+    "corpus": {"inputs": ["corpus/pubmed_xml/pubmed-29768149.xml"]},
+    "blurb_data": {"datasets": [TASK]},
+    "finetune": {"model": "minilm", "datasets": [TASK], "max_train_examples": 300, "max_eval_examples": 100,
+                 "max_length": 64, "seeds": {"default": 1}, "attention_dropout": 0.0},
+    "tune": {"num_samples": 1, "search": {"epochs": [2, 2], "batch_size": [16],
+                                          "learning_rate": {"low": 3e-4, "high": 3e-4}}},
+    "runtime": {"progress": False, "cpus_per_worker": 2, "micro_batch_size": 16},
+}
+
+
+def _env(root: Path, mirror: Path) -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PUBMEDLM_PROJECT_ROOT": str(root), "PUBMEDLM_DATA_MIRROR": str(mirror),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "COLUMNS": "200",
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def _cli(root: Path, mirror: Path, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "pubmedlm.cli", *args], cwd=root, env=_env(root, mirror),
+                          capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("registry")
+    prepare_blurb(root, mirror, PARAMS)
+    for stage in (["tune", "--task", TASK], ["finetune", "--task", TASK], ["evaluate"], ["register"], ["report"]):
+        _cli(root, mirror, *stage)
+    yield root
+
+
+@pytest.fixture
+def client(root: Path, monkeypatch: pytest.MonkeyPatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.chdir(root)
+    return MlflowClient()
+
+
+def _test_rows(root: Path) -> tuple[list[dict], list[list[str]]]:
+    """The capped test rows the finetune stage predicted, and its predicted tags, in file order."""
+    from pubmedlm.blurb.normalized import read_jsonl
+
+    preds = [json.loads(line) for line in (root / "data/finetune" / TASK / "predictions/seed-0/test" / f"{TASK}.jsonl")
+             .read_text().splitlines()]
+    gold = {r["id"]: r for r in read_jsonl(root / "data/blurb_data" / TASK / "test.jsonl")}
+    return [gold[p["id"]] for p in preds], [p["prediction"] for p in preds]
+
+
+def test_registry_holds_encoder_and_task_model_with_lineage(root: Path, client) -> None:
+    import mlflow
+    import pandas as pd
+
+    decisions = {d["name"]: d for d in json.loads((root / "metrics/register.json").read_text())["models"]}
+    enc = decisions["pubmedlm-encoder"]
+    assert not enc["promoted"] and "partial" in enc["reason"]  # 1 of 13 datasets: a partial BLURB score
+    assert decisions[f"pubmedlm-{TASK}"]["promoted"]  # the first version of a task model
+
+    encoder = client.get_model_version_by_alias("pubmedlm-encoder", "candidate")
+    with pytest.raises(Exception, match="champion"):
+        client.get_model_version_by_alias("pubmedlm-encoder", "champion")
+    model = client.get_model_version_by_alias(f"pubmedlm-{TASK}", "champion")
+    for version in (encoder, model):
+        tags = version.tags
+        assert len(tags["git.commit"]) in (40, 7) or tags["git.commit"] == "unknown"
+        assert tags["dvc.data/blurb_data"].endswith(".dir")
+        assert tags["dvc.params.yaml"] and tags["gate.reason"]
+        assert f"score.{TASK}" in tags or "score.test" in tags
+    assert model.tags["pubmedlm.task"] == TASK and float(model.tags["cost.finetune_device_hours"]) > 0
+    assert any(k.startswith(f"source.blurb/{TASK}/") and len(v) == 64 for k, v in model.tags.items())
+    results = json.loads((root / "data/finetune" / TASK / "results.json").read_text())
+    assert float(model.tags["gate.score"]) == pytest.approx(results["test"]["mean"], abs=1e-5)
+    assert "BLURB" in encoder.tags["blurb.label"] and encoder.description
+
+    # Loaded back from the registry, the model predicts exactly the finetune stage's file.
+    rows, tags = _test_rows(root)
+    loaded = mlflow.pyfunc.load_model(f"models:/pubmedlm-{TASK}@champion")
+    served = loaded.predict(pd.DataFrame({"tokens": [r["tokens"] for r in rows]}))
+    assert [list(t) for t in served] == tags
+    assert sum(t != "O" for row in tags for t in row) > 0, "the model tags no mention: the comparison proves little"
+    fill = mlflow.transformers.load_model("models:/pubmedlm-encoder@candidate")
+    assert fill("the patient has [MASK] cancer.")[0]["token_str"]
+
+
+def test_gate_keeps_champion_against_worse_partial_and_capped(root: Path, client) -> None:
+    from pubmedlm.model_registry import Standing, register_version
+
+    name = "gate-test"
+    source = client.get_model_version_by_alias(f"pubmedlm-{TASK}", "champion").source
+    tasks = ("BC5-chem", "NCBI-disease")
+
+    def reg(standing: Standing) -> dict:
+        return register_version(source, name, standing, tags={}, description="gate test")
+
+    first = reg(Standing(70.0, tasks))
+    assert first["promoted"] and first["reason"] == "no champion yet"
+    worse = reg(Standing(69.5, tasks))
+    assert not worse["promoted"] and "not above" in worse["reason"]
+    partial = reg(Standing(95.0, tasks, partial=True))
+    assert not partial["promoted"] and "partial" in partial["reason"]
+    proxy = reg(Standing(95.0, tasks, proxy=True))
+    assert not proxy["promoted"]
+    capped = reg(Standing(90.0, tasks, capped=True))
+    assert not capped["promoted"] and "capped" in capped["reason"]
+    other_tasks = reg(Standing(90.0, ("NCBI-disease",)))
+    assert not other_tasks["promoted"] and "task set" in other_tasks["reason"]
+    assert client.get_model_version_by_alias(name, "champion").version == first["version"]
+    assert client.get_model_version_by_alias(name, "candidate").version == other_tasks["version"]
+    v = client.get_model_version(name, worse["version"])
+    assert v.tags["gate.promoted"] == "false" and "not above" in v.tags["gate.reason"]
+    better = reg(Standing(71.0, tasks))
+    assert better["promoted"] and better["previous_champion"] == first["version"]
+    assert client.get_model_version_by_alias(name, "champion").version == better["version"]
+
+
+def _post(url: str, payload: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_ner_model_served_over_http(root: Path, mirror: Path) -> None:
+    from pubmedlm.blurb.normalized import read_jsonl
+
+    port = free_port()
+    with open(root / "serve.log", "w") as log:
+        proc = subprocess.Popen(["mlflow", "models", "serve", "-m", f"models:/pubmedlm-{TASK}@champion",
+                                 "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], cwd=root,
+                                env=_env(root, mirror), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, (root / "serve.log").read_text()[-3000:]
+                time.sleep(1)
+        else:
+            pytest.fail("scoring server did not answer /ping in 180 s")
+        texts = [" ".join(r["tokens"]) for r in read_jsonl(root / "data/blurb_data" / TASK / "test.jsonl")[:40]]
+        out = _post(f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"text": t} for t in texts]})
+        spans = out["predictions"]
+        assert len(spans) == len(texts)
+        found = 0
+        for text, row in zip(texts, spans, strict=True):
+            for s in row:
+                assert text[s["start"]:s["end"]] == s["text"] and s["text"].strip() == s["text"] and s["text"]
+                assert s["type"] == "NCBI-disease"
+                found += 1
+        assert found >= 5, f"only {found} spans in 40 test sentences"
+        with pytest.raises(urllib.error.HTTPError):  # a table without text or tokens is refused
+            _post(f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"sentence": "x"}]})
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def test_report_renders_in_chromium(root: Path, tmp_path: Path, client) -> None:
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium package is required (make system-deps installs it)"
+    page = root / "reports/report/index.html"
+    text = page.read_text()
+    assert "<img" in text and not any(ref in text for ref in ("src='http", 'src="http', "<link", "<script"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-extensions",
+             "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *flags, "--window-size=1400,1600", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    img = Image.open(shot).convert("L")
+    hist = img.histogram()
+    white = sum(hist[250:]) / sum(hist)
+    assert img.size == (1400, 1600) and 0.3 < white < 0.98, f"blank or unreadable screenshot ({white:.2%} white)"
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.table = None
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.table = dict(attrs).get("id")
+            if self.table == "leaderboard":
+                if tag == "tr":
+                    self.rows.append([])
+                elif tag in ("td", "th"):
+                    self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None and self.rows:
+                self.rows[-1].append(" ".join("".join(self.cell).split()))
+                self.cell = None
+            if tag == "table":
+                self.table = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Cells()
+    parser.feed(dom)
+    header, *body = parser.rows
+    by_label = {r[0]: r for r in body}
+    results = json.loads((root / "data/finetune" / TASK / "results.json").read_text())
+    ours = header[1]
+    assert "partial" in ours and "not comparable" in ours
+    assert by_label["NCBI-disease"][1].startswith(f"{results['test']['mean']:.2f}")
+    assert by_label["NCBI-disease"][header.index("PubMedBERT")] == "87.82"
+    assert by_label["BC2GM"][1] == "–" and by_label["BLURB"][header.index("PubMedBERT")] == "81.16"
+    assert len(body) == 13 + 3 + 1  # datasets, the averages of the 3 multi-dataset types, BLURB
+    run = client.get_run(json.loads((root / "metrics/evaluate.json").read_text())["run_id"])
+    listed = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/index.html", "report/scores.png"} <= listed
+    best = json.loads((root / "data/tune" / TASK / "best.json").read_text())
+    assert [a.path for a in client.list_artifacts(best["parent_run_id"], "report/hpo")] == [f"report/hpo/{TASK}.png"]
+
+
+def test_compare_intervals_against_references(root: Path, mirror: Path, tmp_path: Path) -> None:
+    from scipy import stats
+
+    from pubmedlm.blurb.published import published
+    from pubmedlm.blurb.score import blurb_score
+    from pubmedlm.compare import blurb_weights, compare, load_run, paired_bootstrap, welch
+
+    # Welch against the textbook formula (Welch-Satterthwaite degrees of freedom).
+    a, b = [85.1, 86.0, 84.7, 85.5, 85.9], [84.2, 84.9, 85.3, 83.8, 84.6]
+    va, vb = stats.tvar(a) / len(a), stats.tvar(b) / len(b)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    w = welch(a, b)
+    d = sum(a) / 5 - sum(b) / 5
+    assert w["low"] == pytest.approx(d - half) and w["high"] == pytest.approx(d + half)
+
+    # BLURB weights reproduce the BLURB score of a published model.
+    pubmedbert = published().scores["PubMedBERT"]
+    weights = blurb_weights(list(pubmedbert))
+    assert sum(weights[k] * v for k, v in pubmedbert.items()) == pytest.approx(blurb_score(pubmedbert).value)
+
+    # Paired bootstrap on real predictions: the gold beats the model; a run does not beat itself.
+    run_dir = root / "data/finetune" / TASK
+    rows, _ = _test_rows(root)
+    gold_preds = tmp_path / "gold.jsonl"
+    gold_preds.write_text("".join(json.dumps({"id": r["id"], "prediction": r["tags"]}) + "\n" for r in rows))
+    model_preds = run_dir / "predictions/seed-0/test" / f"{TASK}.jsonl"
+    gold_dir = root / "data/blurb_data"
+    better = paired_bootstrap(TASK, gold_dir, gold_preds, model_preds, 200)
+    assert better["diff"] > 0 and better["low"] > 0 and better["rows"] == len(rows)
+    same = paired_bootstrap(TASK, gold_dir, model_preds, model_preds, 50)
+    assert same["diff"] == same["low"] == same["high"] == 0
+
+    # The command: a run against a copy whose seeds score 10 points more.
+    other = tmp_path / "other" / "finetune"
+    shutil.copytree(run_dir, other / TASK)
+    res = json.loads((other / TASK / "results.json").read_text())
+    for s in res["seeds"]:
+        s["test_score"] += 10
+    (other / TASK / "results.json").write_text(json.dumps(res))
+    out = compare(load_run(str(other.parent), root), load_run("pipeline", root))
+    assert out["rows"][0]["diff"] == pytest.approx(10) and "low" not in out["rows"][0]  # 1 seed: no Welch interval
+    text = _cli(root, mirror, "compare", str(other.parent), "pipeline", "--bootstrap", "100")
+    assert "NCBI-disease" in text and "BLURB" in text

@@ -163,15 +163,18 @@ class TaskPredictor:
         return self.predict_rows(rows)
 
 
-class BlurbTaskModel(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc around `TaskPredictor` (artifact `model`: the fine-tuned model folder)."""
+with warnings.catch_warnings():  # MLflow asks for type hints at class creation; the input is checked in predict_table
+    warnings.filterwarnings("ignore", message=".*type hints.*")
 
-    def load_context(self, context) -> None:
-        self.predictor = TaskPredictor(context.artifacts["model"])
+    class BlurbTaskModel(mlflow.pyfunc.PythonModel):
+        """MLflow pyfunc around `TaskPredictor` (artifact `model`: the fine-tuned model folder)."""
 
-    def predict(self, context, model_input, params=None):
-        records = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
-        return self.predictor.predict_table(records)
+        def load_context(self, context) -> None:
+            self.predictor = TaskPredictor(context.artifacts["model"])
+
+        def predict(self, context, model_input, params=None):
+            records = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
+            return self.predictor.predict_table(records)
 
 
 def log_task_model(folder: Path, name: str) -> Any:

@@ -115,3 +115,86 @@ def prepare_blurb(root: Path, mirror: Path, params: dict) -> Path:
         mp.chdir(root)
         blurb_data.run(load_config(path), params_file=path)
     return root / "data" / "blurb_data"
+
+
+def build_packed_project(root: Path, mirror: Path, pretrain: dict, docs: int = 1300) -> Path:
+    """A project in `root` with a real corpus sample (OHSUMED abstracts), an in-domain vocab,
+    64-token packed sequences and `pretrain` as its recipe, ready for `pubmedlm pretrain`."""
+    import json
+    import os
+
+    import yaml
+
+    from pubmedlm.config import VocabConfig, load_config
+    from pubmedlm.stages import pack
+    from pubmedlm.vocab.train import save_tokenizer, train_vocab
+
+    corpus = root / "data" / "corpus"
+    corpus.mkdir(parents=True)
+    texts = ohsumed_docs(mirror, docs)
+    cut = docs - 100
+    for split, chunk in (("train", texts[:cut]), ("heldout", texts[cut:])):
+        with open(corpus / f"{split}-00000.jsonl", "w") as f:
+            for i, text in enumerate(chunk):
+                f.write(json.dumps({"id": f"{split}{i}", "source": "t", "text": text}) + "\n")
+    tokenizer, _facts = train_vocab(corpus, VocabConfig(vocab_size=2000))
+    save_tokenizer(tokenizer, root / "data" / "vocab")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["pack"].update(seq_lengths=[64], nsp=False)
+    params["pretrain"] = pretrain
+    params["runtime"].update(progress=False, num_workers=1, cpus_per_worker=2, micro_batch_size=8)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {"PUBMEDLM_PROJECT_ROOT": str(root), "PUBMEDLM_DATA_MIRROR": str(mirror),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        pack.run(load_config(root / "params.yaml"), params_file=root / "params.yaml")
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return root
+
+
+def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    import subprocess
+
+    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, f"{' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout + out.stderr
+
+
+def dvc_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def make_dvc_repo(tmp_path: Path, mirror: Path, params: dict) -> tuple[Path, dict[str, str]]:
+    """A temporary git + DVC repository with the repo's own code and dvc.yaml and `params`;
+    returns it and the environment to run dvc in (own MLflow store, the data mirror)."""
+    import shutil
+    import sys
+
+    import yaml
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copytree(REPO / "platform", root / "platform", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBMEDLM_PROJECT_ROOT", "MLFLOW_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PUBMEDLM_DATA_MIRROR=str(mirror),
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.org",
+    )
+    sh(["git", "init", "-q"], root, env)
+    sh([sys.executable, "-m", "dvc", "init", "-q"], root, env)
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "init"], root, env)
+    return root, env

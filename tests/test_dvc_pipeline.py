@@ -6,16 +6,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import dvc_files as _files
+from conftest import make_dvc_repo
+from conftest import sh as _sh
 
 pytestmark = [pytest.mark.dvc, pytest.mark.integration]
 
@@ -36,37 +35,9 @@ TINY = {
 }
 
 
-def _sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, f"{' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout + out.stderr
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture
 def repo(tmp_path: Path, mirror: Path) -> tuple[Path, dict[str, str]]:
-    root = tmp_path / "repo"
-    root.mkdir()
-    shutil.copytree(REPO / "platform", root / "platform", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(TINY))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBMEDLM_PROJECT_ROOT", "MLFLOW_"))}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        PUBMEDLM_DATA_MIRROR=str(mirror),
-        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@example.org",
-    )
-    _sh(["git", "init", "-q"], root, env)
-    _sh([sys.executable, "-m", "dvc", "init", "-q"], root, env)
-    _sh(["git", "add", "-A"], root, env)
-    _sh(["git", "commit", "-qm", "init"], root, env)
-    return root, env
+    return make_dvc_repo(tmp_path, mirror, TINY)
 
 
 def test_repro_idempotent_selective_and_push_pull(repo: tuple[Path, dict[str, str]], tmp_path: Path) -> None:

@@ -16,10 +16,9 @@ import numpy as np
 import psutil
 import pytest
 import torch
-import yaml
 
-from conftest import REPO, ohsumed_docs
-from pubmedlm.config import VocabConfig, load_config
+from conftest import build_packed_project, ohsumed_docs
+from pubmedlm.config import load_config
 from pubmedlm.models import load_tokenizer
 from pubmedlm.train.mlm import IGNORE, vocab_info, whole_word_mask
 from pubmedlm.train.pretraining import PretrainError
@@ -37,43 +36,15 @@ TINY = {
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
     """A project with a real corpus sample, an in-domain vocab and packed 64-token sequences."""
-    from pubmedlm.stages import pack
-    from pubmedlm.vocab.train import save_tokenizer, train_vocab
-
-    root = tmp_path_factory.mktemp("pretrain")
-    corpus = root / "data" / "corpus"
-    corpus.mkdir(parents=True)
-    docs = ohsumed_docs(mirror, 1300)
-    for split, chunk in (("train", docs[:1200]), ("heldout", docs[1200:])):
-        with open(corpus / f"{split}-00000.jsonl", "w") as f:
-            for i, text in enumerate(chunk):
-                f.write(json.dumps({"id": f"{split}{i}", "source": "t", "text": text}) + "\n")
-    tokenizer, _facts = train_vocab(corpus, VocabConfig(vocab_size=2000))
-    save_tokenizer(tokenizer, root / "data" / "vocab")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["pack"].update(seq_lengths=[64], nsp=False)
-    params["pretrain"] = TINY
-    params["runtime"].update(progress=False, num_workers=1, cpus_per_worker=2, micro_batch_size=8)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {"PUBMEDLM_PROJECT_ROOT": str(root), "PUBMEDLM_DATA_MIRROR": str(mirror),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        pack.run(load_config(root / "params.yaml"), params_file=root / "params.yaml")
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return root
+    return build_packed_project(tmp_path_factory.mktemp("pretrain"), mirror, TINY)
 
 
-def _run_stage(root: Path, mirror: Path, *overrides: str, wait: bool = True) -> subprocess.Popen | dict:
+def _run_stage(root: Path, mirror: Path, *overrides: str, wait: bool = True,
+               tracking: str | None = None) -> subprocess.Popen | dict:
     """`pubmedlm pretrain` in its own process, as DVC runs it."""
     env = {**os.environ, "PUBMEDLM_PROJECT_ROOT": str(root), "PUBMEDLM_DATA_MIRROR": str(mirror),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "RAY_DEDUP_LOGS": "0"}
+           "MLFLOW_TRACKING_URI": tracking or f"sqlite:///{root / 'mlflow.db'}", "RAY_DEDUP_LOGS": "0",
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
     args = [sys.executable, "-m", "pubmedlm.cli", "pretrain", "--params", str(root / "params.yaml")]
     for o in overrides:
         args += ["--set", o]
@@ -263,3 +234,73 @@ def test_continued_from_minilm_learns_far_faster_than_scratch(mirror: Path) -> N
         curves[init] = losses
     late = {k: float(np.mean(v[8:])) for k, v in curves.items()}
     assert late["minilm"] < late["scratch"] - 1.0, curves
+
+
+def _serve(home: Path, port: int) -> subprocess.Popen:
+    """A real `mlflow server` on `port` over a SQLite store in `home` (restartable on the same store)."""
+    import urllib.request
+
+    log = open(home / "server.log", "ab")  # noqa: SIM115 - the server writes to it until it stops
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}", "--artifacts-destination",
+                             str(home / "artifacts"), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError((home / "server.log").read_text()[-2000:])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+@pytest.mark.integration
+@pytest.mark.server
+def test_tracking_server_down_mid_run_training_goes_on(packed: Path, mirror: Path, tmp_path: Path) -> None:
+    """The MLflow server stops after the first checkpoint: training goes on (more checkpoints are
+    written while it is away), and once it is back every step's metrics arrive and the run ends
+    FINISHED with its final metrics."""
+    from mlflow import MlflowClient
+
+    from conftest import free_port
+
+    steps = 160
+    port = free_port()
+    server = _serve(tmp_path, port)
+    storage = packed / "data/ckpt-outage"
+    uri = f"http://127.0.0.1:{port}"
+    proc = _run_stage(packed, mirror, f"runtime.storage_path={storage}", "pretrain.log_every=1",
+                      "pretrain.checkpoint_every=10", "pretrain.eval_every=80",
+                      f"pretrain.phases=[{{seq_len: 64, steps: {steps}, global_batch: 16}}]", wait=False, tracking=uri)
+    try:
+        deadline = time.time() + 600
+        while not list(storage.rglob("checkpoint_*/state.pt")):
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.1)
+        _stop(server)
+        seen = {c.name for c in storage.rglob("checkpoint_*")}
+        # training goes on: new checkpoints appear while the server is away (Ray keeps the last 2)
+        while len({c.name for c in storage.rglob("checkpoint_*")} - seen) < 2 and proc.poll() is None:
+            assert time.time() < deadline, "training stalled while the server was away"
+            time.sleep(0.2)
+        assert proc.poll() is None or proc.returncode == 0
+        time.sleep(3)
+        server = _serve(tmp_path, port)
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out[-4000:]
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("pubmedlm")
+        run = client.search_runs([exp.experiment_id], "attributes.run_name = 'pretrain'")[0]
+        assert run.info.status == "FINISHED"
+        logged = {m.step for m in client.get_metric_history(run.info.run_id, "train/mlm_loss")}
+        assert logged == set(range(1, steps + 1)), f"missing steps: {sorted(set(range(1, steps + 1)) - logged)[:10]}"
+        assert run.data.metrics["final/step"] == steps
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _stop(server)

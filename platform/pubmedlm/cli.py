@@ -45,14 +45,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pubmedlm.corpus.errors import CorpusError
     from pubmedlm.finetune.features import FinetuneError
     from pubmedlm.sources import SourceError
+    from pubmedlm.tracking import TrackingError
     from pubmedlm.train.pretraining import PretrainError
 
     return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError, FinetuneError,
-            CompareError)
+            CompareError, TrackingError)
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
+    from pubmedlm.tracking import check_tracking, tracking_uri
+
     cfg = load_config(params, overrides or [])
+    check_tracking(tracking_uri(cfg))  # an unreachable server fails here, before any compute
     module = importlib.import_module(f"pubmedlm.stages.{name}")
     result = module.run(cfg, params_file=params, **kwargs)
     console.print(f"[green]{name}[/green] done; MLflow run {result.run_id}")
@@ -172,8 +176,10 @@ def blurb_cmd(
     seeds, test mean, BLURB score beside the published models. Tracked in MLflow (experiment
     blurb-<model>, one parent run per dataset with its trials and seeds); outputs in data/blurb/<model>/."""
     from pubmedlm.stages.blurb import run_blurb
+    from pubmedlm.tracking import check_tracking, tracking_uri
 
     cfg = load_config(params, set_ or [])
+    check_tracking(tracking_uri(cfg))
     result = run_blurb(cfg, model, datasets or None, params_file=params)
     Console(width=None if sys.stdout.isatty() else 160).print(Path(result.outputs["report"]).read_text(encoding="utf-8"))
     console.print(f"[green]blurb[/green] done: {result.outputs['report']} (MLflow experiment {result.metrics['experiment']})")
@@ -297,7 +303,11 @@ def remote_cmd(params: ParamsOpt = Path("params.yaml")) -> None:
         Path(root / url).mkdir(parents=True, exist_ok=True)
         url = str((root / url).resolve())
     subprocess.run(["dvc", "remote", "add", "--local", "-d", "-f", "default", url], cwd=root, check=True)
-    console.print(f"DVC default remote: {url}")
+    if cfg.runtime.dvc_remote_endpoint and url.startswith("s3://"):
+        subprocess.run(["dvc", "remote", "modify", "--local", "default", "endpointurl", cfg.runtime.dvc_remote_endpoint],
+                       cwd=root, check=True)
+    console.print(f"DVC default remote: {url}" + (f" at {cfg.runtime.dvc_remote_endpoint}"
+                                                   if cfg.runtime.dvc_remote_endpoint and url.startswith("s3://") else ""))
 
 
 def main() -> None:

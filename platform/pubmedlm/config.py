@@ -55,11 +55,19 @@ class RuntimeConfig(StrictModel):
     ray_address: str | None = None
     """Ray cluster address (`auto`, `ray://host:10001`); empty starts a local Ray instance."""
     storage_path: str = "data/checkpoints"
-    """Where Ray Train writes checkpoints: a local path or an `s3://` URI."""
+    """Where Ray Train writes checkpoints: a local path or an `s3://` URI (on a cluster: storage every
+    node reaches, so a worker restarted elsewhere resumes from the last checkpoint)."""
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    """How Ray places the pretraining workers: PACK fills a node first; SPREAD puts them on
+    different nodes when it can."""
     cache_dir: str = ".pubmedlm-cache"
     """Download cache for external sources (relative to the project root)."""
     dvc_remote: str = "dvc-remote"
     """Default DVC remote: a local path (relative to the project root) or `s3://bucket/prefix`."""
+    dvc_remote_endpoint: str | None = None
+    """Endpoint of an S3-compatible store (MinIO, Ceph...) for an s3:// remote; None: AWS S3.
+    Credentials come from the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or
+    ~/.aws/credentials, never from params."""
     progress: bool = True
     """Show progress bars on long work."""
 

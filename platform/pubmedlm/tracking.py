@@ -38,6 +38,34 @@ def tracking_uri(cfg: Config, root: Path | None = None) -> str:
     return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
 
 
+class TrackingError(RuntimeError):
+    """The tracking server cannot be used (unreachable, or it refuses the credentials)."""
+
+
+def check_tracking(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, before any compute: an http(s) tracking server must answer and accept the
+    credentials of the environment (MLFLOW_TRACKING_USERNAME / _PASSWORD or _TOKEN)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    auth = None
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    headers = {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"} if os.environ.get("MLFLOW_TRACKING_TOKEN") else {}
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
+    try:
+        resp = requests.post(url, json={"max_results": 1}, auth=auth, headers=headers, timeout=timeout)
+    except requests.RequestException as e:
+        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({type(e).__name__}); nothing was run. "
+                            "Start it, or point MLFLOW_TRACKING_URI / runtime.mlflow_uri elsewhere") from None
+    if resp.status_code in (401, 403):
+        who = f"user {auth[0]!r}" if auth else "no credentials"
+        raise TrackingError(f"MLflow tracking server {uri} refused the request ({resp.status_code}, {who}); "
+                            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (environment or "
+                            "~/.mlflow/credentials), never in params")
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested mapping -> {"a.b.c": "value"} with lists as JSON (MLflow params are strings)."""
     out: dict[str, str] = {}
@@ -175,28 +203,76 @@ def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: s
 class RunLogger:
     """Logs metrics to an existing run from another process (a Ray worker), without fluent state.
 
-    Failures to reach the server are counted, not raised: training must not stop because the
-    tracking server blinked; the stage logs final metrics again from the driver.
+    Metrics are queued and sent by a background thread, so a tracking server that is down or slow
+    delays them but never the training step. A batch that fails stays first in the queue and is
+    retried every `retry_seconds`: metrics logged while the server was away arrive, in order, once
+    it is back. `flush(timeout)` waits for the queue to empty (end of training); `failures` counts
+    the attempts that failed.
     """
 
-    def __init__(self, run_id: str, uri: str) -> None:
+    def __init__(self, run_id: str, uri: str, retry_seconds: float = 2.0) -> None:
+        import threading
+        from collections import deque
+
         from mlflow.tracking import MlflowClient
 
         self.run_id = run_id
         self.client = MlflowClient(tracking_uri=uri)
         self.failures = 0
+        self.retry_seconds = retry_seconds
+        self._pending: deque[list[Any]] = deque()
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        import threading
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items() if _is_number(v)]
-        try:
-            self.client.log_batch(self.run_id, metrics=batch)
-        except Exception:
-            self.failures += 1
+        if not batch:
+            return
+        with self._cv:
+            self._pending.append(batch)
+            self._cv.notify_all()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._send, name="mlflow-metrics", daemon=True)
+                self._thread.start()
+
+    def _send(self) -> None:
+        import time
+
+        while True:
+            with self._cv:
+                while not self._pending:
+                    self._cv.wait()
+                batch = self._pending[0]
+            try:
+                self.client.log_batch(self.run_id, metrics=batch)
+            except Exception:
+                self.failures += 1
+                time.sleep(self.retry_seconds)
+                continue
+            with self._cv:
+                self._pending.popleft()
+                self._cv.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """Metric batches not yet delivered."""
+        return len(self._pending)
+
+    def flush(self, timeout: float = 600.0) -> bool:
+        """Wait until every queued metric is sent (True) or `timeout` seconds pass (False)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._pending and (left := deadline - time.monotonic()) > 0:
+                self._cv.wait(left)
+            return not self._pending
 
 
 class ChildRun(RunLogger):
@@ -204,7 +280,7 @@ class ChildRun(RunLogger):
 
     Created RUNNING with its parameters and tags; `end(status)` closes it (FINISHED, FAILED or
     KILLED). A tracking server that cannot be reached at creation is an error (nothing has been
-    computed yet); later logging failures are counted, as in `RunLogger`."""
+    computed yet); later metrics are queued and retried, as in `RunLogger`."""
 
     def __init__(self, uri: str, experiment_id: str, parent_run_id: str, name: str,
                  params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None) -> None:
@@ -228,6 +304,7 @@ class ChildRun(RunLogger):
         self.client.log_artifact(self.run_id, str(path))
 
     def end(self, status: str = "FINISHED") -> None:
+        self.flush()
         self.client.set_terminated(self.run_id, status=status)
 
 

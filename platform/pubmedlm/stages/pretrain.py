@@ -131,7 +131,8 @@ def _trainer(cfg: Config, worker_cfg: dict, name: str, storage: str):
         pretrain_worker,
         train_loop_config=worker_cfg,
         scaling_config=ray.train.ScalingConfig(num_workers=rt.num_workers, use_gpu=use_gpu,
-                                               resources_per_worker=resources),
+                                               resources_per_worker=resources,
+                                               placement_strategy=rt.placement_strategy),
         run_config=ray.train.RunConfig(
             name=name, storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=cfg.pretrain.max_failures),

@@ -161,6 +161,9 @@ def pretrain_worker(cfg: dict[str, Any]) -> None:
     if start >= cfg["total_steps"]:  # nothing left (a finished run rerun): still hand back a final checkpoint
         reporter.evaluate(start)
         reporter.checkpoint(start, final=True)
+    if reporter.logger is not None and not reporter.logger.flush(cfg.get("tracking_flush_seconds", 600)):
+        print(f"MLflow unreachable: {reporter.logger.pending} metric batches not delivered "
+              f"(checkpoints are intact; the stage logs its final metrics when the server answers)", flush=True)
 
 
 def _tokens_before(phases: list[dict], step: int) -> int:

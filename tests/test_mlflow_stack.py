@@ -103,11 +103,23 @@ def test_pipeline_against_authenticated_server_on_postgres_and_s3(stack: dict, m
     runs = requests.post(f"{api}/runs/search", json={"experiment_ids": ids, "max_results": 1000}, auth=reader, timeout=30)
     assert runs.status_code == 200 and runs.json()["runs"]
     some_run = runs.json()["runs"][0]["info"]["run_id"]
-    assert requests.post(f"{api}/registered-models/create", json={"name": "not-allowed"}, auth=reader,
+    # (MLflow's basic auth lets any user create a model or experiment of their own; the platform's
+    # models are what a read-only user must not change.)
+    name = f"pubmedlm-{TASK}"
+    champion = requests.get(f"{api}/registered-models/alias", params={"name": name, "alias": "champion"}, auth=reader,
+                            timeout=30)
+    assert champion.status_code == 200, champion.text
+    source = champion.json()["model_version"]["source"]
+    assert requests.post(f"{api}/model-versions/create", json={"name": name, "source": source}, auth=reader,
                          timeout=30).status_code == 403
+    assert requests.post(f"{api}/registered-models/alias", json={"name": name, "alias": "champion", "version": "1"},
+                         auth=reader, timeout=30).status_code == 403
     assert requests.post(f"{api}/runs/delete", json={"run_id": some_run}, auth=reader, timeout=30).status_code == 403
-    assert requests.delete(f"{api}/registered-models/delete", json={"name": f"pubmedlm-{TASK}"}, auth=reader,
+    assert requests.delete(f"{api}/registered-models/delete", json={"name": name}, auth=reader,
                            timeout=30).status_code == 403
+    ok = requests.post(f"{api}/registered-models/alias", json={"name": name, "alias": "reviewed", "version": "1"},
+                       auth=admin, timeout=30)
+    assert ok.status_code == 200, ok.text  # what the reader was refused, the admin may do
 
     # Restart the server: runs, artifacts and the registered model are all still there.
     before = {r["info"]["run_id"] for r in runs.json()["runs"]}

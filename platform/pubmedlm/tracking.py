@@ -55,7 +55,10 @@ def check_tracking(uri: str, timeout: float = 10.0) -> None:
     headers = {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"} if os.environ.get("MLFLOW_TRACKING_TOKEN") else {}
     url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
     try:
-        resp = requests.post(url, json={"max_results": 1}, auth=auth, headers=headers, timeout=timeout)
+        # connecting must succeed within `timeout`; a slow answer from a busy server is no reason to stop
+        resp = requests.post(url, json={"max_results": 1}, auth=auth, headers=headers, timeout=(timeout, 300))
+    except requests.ReadTimeout:
+        return
     except requests.RequestException as e:
         raise TrackingError(f"MLflow tracking server {uri} is unreachable ({type(e).__name__}); nothing was run. "
                             "Start it, or point MLFLOW_TRACKING_URI / runtime.mlflow_uri elsewhere") from None

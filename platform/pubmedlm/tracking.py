@@ -358,6 +358,25 @@ def metric_history(uri: str, run_id: str, names: list[str]) -> dict[str, list[tu
     return out
 
 
+def training_history(uri: str, run: Any, names: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """A pretraining run's curves, including the attempts before it: a stage rerun after a crash
+    (or on a finished Ray run) resumes the same Ray run (tag `ray.run_name`) in a new MLflow run,
+    so its history is spread over several runs; later attempts win at the same step."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    name = run.data.tags.get("ray.run_name")
+    runs = [run]
+    if name:
+        runs = client.search_runs([run.info.experiment_id], f"tags.`ray.run_name` = '{name}'",
+                                  order_by=["attributes.start_time ASC"], max_results=100)
+    merged: dict[str, dict[int, float]] = {}
+    for r in runs:
+        for metric, points in metric_history(uri, r.info.run_id, names).items():
+            merged.setdefault(metric, {}).update(dict(points))
+    return {m: sorted(points.items()) for m, points in merged.items()}
+
+
 def log_artifact_to(uri: str, run_id: str, path: Path, artifact_path: str | None = None) -> None:
     """Attach a file to an existing run (finished or not): a report to the run it describes."""
     from mlflow import MlflowClient

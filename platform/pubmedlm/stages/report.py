@@ -48,7 +48,7 @@ def _trials(root: Path, datasets: list[str]) -> dict[str, dict[str, Any]]:
 def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
     """Write the report into `out`; returns {"plots": {caption: file}, "runs": {file: run_id}, ...}."""
     from pubmedlm import plots, reporting
-    from pubmedlm.tracking import latest_stage_run, metric_history
+    from pubmedlm.tracking import latest_stage_run, training_history
     from pubmedlm.vocab.report import render_chart
 
     ours = reporting.discover(root)
@@ -68,7 +68,7 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
             attach.update({"scores.png": run_id, "leaderboard.md": run_id, "index.html": run_id})
     pretrain = latest_stage_run(uri, cfg.runtime.mlflow_experiment, "pretrain")
     if pretrain is not None:
-        history = metric_history(uri, pretrain.info.run_id, PRETRAIN_METRICS)
+        history = training_history(uri, pretrain, PRETRAIN_METRICS)
         if history:
             plots.pretrain_curves(history, out / "pretrain.png", f"Pretraining (MLflow run {pretrain.info.run_id[:8]})")
             figures["Pretraining curves"] = out / "pretrain.png"

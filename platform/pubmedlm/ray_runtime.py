@@ -4,6 +4,7 @@ connection, the environment workers need, and the storage path of checkpoints an
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,13 +21,31 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def _job_env_keys() -> set[str]:
+    """Environment variables the Ray job's own runtime env sets (inside `ray job submit`)."""
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not raw:
+        return set()
+    try:
+        job = json.loads(raw)
+    except ValueError:
+        return set()
+    return set((job.get("runtime_env") or {}).get("env_vars") or {})
+
+
 def init_ray(cfg: Config) -> None:
-    """Connect to `runtime.ray_address` (a cluster) or start a local Ray, once per process."""
+    """Connect to `runtime.ray_address` (a cluster) or start a local Ray, once per process.
+
+    Inside a Ray job the job's runtime env already reaches every worker; Ray refuses a driver env
+    that sets the same variables again, so only the ones the job does not set are added."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": worker_env()},
-                 log_to_driver=cfg.runtime.progress)
+        env = worker_env()
+        if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:  # a Ray job: its working_dir sets PYTHONPATH
+            taken = _job_env_keys() | {"PYTHONPATH"}
+            env = {k: v for k, v in env.items() if k not in taken}
+        ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": env}, log_to_driver=cfg.runtime.progress)
 
 
 def storage_path(cfg: Config, root: Path) -> str:

@@ -29,12 +29,16 @@ demo: $(STAMP)
 lint: $(STAMP)
 	ruff check .
 
-# Debian packages the tests drive for real: chromium (the report page's screenshot test).
+# Debian packages the tests drive for real: chromium (the report page's screenshot test) and
+# postgresql (the MLflow server stack test).
+SYSTEM_PACKAGES := chromium postgresql
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	  else echo "chromium is missing: install Debian's chromium package (apt-get install chromium) as root"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing Debian packages: $$missing (apt-get install $(SYSTEM_PACKAGES) as root)"; fi; fi
 
 test: $(STAMP) system-deps
 	ruff check .

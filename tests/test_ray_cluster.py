@@ -5,6 +5,7 @@ finishing on the head node from the last checkpoint. The cluster is stopped what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -55,16 +56,35 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     for k, v in auth.items():  # this process talks to the Jobs and state APIs with the token
         mp.setenv(k, v)
     try:
+        # Ports Ray would otherwise take at fixed defaults (the agent's 52365, the client server's
+        # 10001): free ones, so the test runs beside any other Ray on the machine.
         _ray("start", "--head", f"--port={port}", "--num-cpus=2", f"--dashboard-port={dash}",
              "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--temp-dir={temp}", "--disable-usage-stats",
-             env=env)
+             f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}", env=env)
         _ray("start", f"--address=127.0.0.1:{port}", "--num-cpus=1", f"--resources={json.dumps({NODE_B: 1})}",
-             env=env)
+             f"--dashboard-agent-listen-port={free_port()}", env=env)
         yield {"gcs": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "temp": str(temp)}
     finally:
-        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], env=env, capture_output=True,
-                       timeout=120)
+        _stop_cluster(str(temp), port)
         mp.undo()
+
+
+def _stop_cluster(temp: str, port: int) -> None:
+    """Stop this cluster's processes only (`ray stop` would stop every Ray on the machine): the
+    processes that name its session folder or GCS port, and everything they started."""
+    own = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if temp in cmd or f"--gcs-address=127.0.0.1:{port}" in cmd or f"--gcs_server_port={port}" in cmd:
+            own.append(p)
+    procs = {q.pid: q for p in own for q in [p, *p.children(recursive=True)] if q.pid != os.getpid()}
+    for q in procs.values():
+        with contextlib.suppress(psutil.Error):
+            q.terminate()
+    _gone, alive = psutil.wait_procs(list(procs.values()), timeout=20)
+    for q in alive:
+        with contextlib.suppress(psutil.Error):
+            q.kill()
 
 
 def _node_b_raylet() -> psutil.Process:
@@ -93,7 +113,16 @@ def test_pretraining_job_on_two_nodes_survives_losing_one(cluster: dict[str, str
     sets = ["runtime.num_workers=2", "runtime.cpus_per_worker=1", "runtime.placement_strategy=SPREAD",
             f"runtime.storage_path={storage}", "runtime.micro_batch_size=8"]
     entry = f"{sys.executable} -m pubmedlm.cli pretrain " + " ".join(f"--set {s}" for s in sets)
-    job = client.submit_job(entrypoint=entry, runtime_env=runtime_env)
+    for _ in range(120):  # the head's job agent may need a moment after `ray start`
+        try:
+            job = client.submit_job(entrypoint=entry, runtime_env=runtime_env)
+            break
+        except RuntimeError as e:
+            if "No available agent" not in str(e):
+                raise
+            time.sleep(1)
+    else:
+        pytest.fail("the Ray Jobs API never accepted the job")
 
     # Workers on both nodes, then the second node dies after the first checkpoints.
     deadline = time.time() + 600

@@ -1,4 +1,5 @@
-"""Experiment tracking: the only module that imports mlflow.
+"""Experiment tracking: stage runs, child runs and metric logging in MLflow (the registry side is
+`model_registry`, the pyfunc `serving`).
 
 Every stage runs inside `stage_run(stage, cfg)`: one MLflow run named after the stage, in the
 project's experiment, carrying the flattened params of the sections the stage depends on, its

@@ -157,7 +157,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             tags = {"pubmedlm.kind": "encoder", "pubmedlm.model": label, "pubmedlm.encoder_path": Path(encoder).name,
                     "blurb.score": f"{b['blurb']:.2f}", "blurb.label": b["label"],
                     "pubmedlm.not_comparable": str(summary["not_comparable"]).lower(),
-                    **per_task, **lineage, **sources, **_pretrain_cost(root), "mlflow.evaluate_run": summary.get("run_id", "")}
+                    **per_task, **lineage, **sources, **_pretrain_cost(root), "pubmedlm.evaluate_run": summary.get("run_id", "")}
             desc = _description(f"{label}: {b['label']} {b['blurb']:.2f}",
                                 [f"- {t}: {line}" for t, line in per_task.items()],
                                 "Capped (tiny profile) run: not comparable with the paper." if summary["not_comparable"] else "")
@@ -168,7 +168,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
                 standing = Standing(r["test"]["mean"], (task,), proxy=r["flags"]["proxy"], capped=r["flags"]["capped"])
                 tags = {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.metric": r["metric"],
                         "pubmedlm.encoder": label, "score.test": _score_line(r), "score.dev_mean": f"{r['dev']['mean']:.2f}",
-                        "hparams": json.dumps(r["hparams"], sort_keys=True), "mlflow.task_run": r["parent_run_id"],
+                        "hparams": json.dumps(r["hparams"], sort_keys=True), "pubmedlm.task_run": r["parent_run_id"],
                         **({"blurb.score": f"{b['blurb']:.2f}", "blurb.label": b["label"]} if b else {}),
                         **lineage, **{k: v for k, v in blurb_sources.items()
                                       if k.startswith(f"source.blurb/{registry.get(task).folder}/")},

@@ -236,24 +236,6 @@ def test_continued_from_minilm_learns_far_faster_than_scratch(mirror: Path) -> N
     assert late["minilm"] < late["scratch"] - 1.0, curves
 
 
-def _serve(home: Path, port: int) -> subprocess.Popen:
-    """A real `mlflow server` on `port` over a SQLite store in `home` (restartable on the same store)."""
-    import urllib.request
-
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - the server writes to it until it stops
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}", "--artifacts-destination",
-                             str(home / "artifacts"), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError((home / "server.log").read_text()[-2000:])
-
-
 def _stop(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=60)
@@ -267,11 +249,11 @@ def test_tracking_server_down_mid_run_training_goes_on(packed: Path, mirror: Pat
     FINISHED with its final metrics."""
     from mlflow import MlflowClient
 
-    from conftest import free_port
+    from conftest import free_port, start_mlflow_server
 
     steps = 160
     port = free_port()
-    server = _serve(tmp_path, port)
+    server = start_mlflow_server(tmp_path, port)
     storage = packed / "data/ckpt-outage"
     uri = f"http://127.0.0.1:{port}"
     proc = _run_stage(packed, mirror, f"runtime.storage_path={storage}", "pretrain.log_every=1",
@@ -290,7 +272,7 @@ def test_tracking_server_down_mid_run_training_goes_on(packed: Path, mirror: Pat
             time.sleep(0.2)
         assert proc.poll() is None or proc.returncode == 0
         time.sleep(3)
-        server = _serve(tmp_path, port)
+        server = start_mlflow_server(tmp_path, port)
         out, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, out[-4000:]
         client = MlflowClient(uri)

@@ -97,7 +97,6 @@ def _node_b_raylet() -> psutil.Process:
 
 def test_pretraining_job_on_two_nodes_survives_losing_one(cluster: dict[str, str], mirror: Path,
                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
-    import ray
     from mlflow import MlflowClient
     from ray.job_submission import JobStatus, JobSubmissionClient
     from ray.util.state import list_actors, list_nodes
@@ -163,4 +162,3 @@ def test_pretraining_job_on_two_nodes_survives_losing_one(cluster: dict[str, str
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     steps = [m.step for m in mlflow.get_metric_history(runs[0].info.run_id, "train/mlm_loss")]
     assert max(steps) == STEPS
-    assert not ray.is_initialized()  # the test process itself never joined the cluster

@@ -94,6 +94,17 @@ def test_failed_trial_is_recorded_and_seed_predictions_score_the_same(root: Path
     assert [s["run_id"] for s in again["seeds"]] == [s["run_id"] for s in results["seeds"]]
 
 
+def test_search_stops_when_its_epoch_budget_is_spent(root: Path, mirror: Path) -> None:
+    # Four 2-epoch trials would spend 8 trial-epochs; a budget of 3 ends the search during trial 1.
+    sets = ["--set", "tune.num_samples=4", "--set", "tune.search.epochs=[2, 2]", "--set", "tune.budget_epochs=3",
+            "--set", "tune.scheduler=fifo"]
+    _cli(root, mirror, "tune", "--task", "GAD", *sets)
+    trials = json.loads((root / "data/tune/GAD/trials.json").read_text())
+    assert [(t["trial"], t["status"], t["epochs_run"]) for t in trials] == [(0, "completed", 2), (1, "stopped early", 1)]
+    best = json.loads((root / "data/tune/GAD/best.json").read_text())
+    assert best["trial_epochs"] == 3 and best["best_trial"] == 0 and best["hparams"]["epochs"] == 2
+
+
 def test_blurb_command_scores_every_available_dataset(root: Path, mirror: Path) -> None:
     out = _cli(root, mirror, "blurb", "--model", "minilm")
     base = root / "data/blurb/minilm"

@@ -331,6 +331,10 @@ class TuneConfig(StrictModel):
     """ASHA: epochs every trial runs before it can be stopped."""
     reduction_factor: int = Field(3, ge=2)
     """ASHA: keep the top 1/reduction_factor of trials at each rung."""
+    budget_epochs: int | None = Field(None, ge=1)
+    """Compute budget of the whole search in trial-epochs (all trials' epochs together): when it
+    is spent, the running trials stop and no new one starts. None: `num_samples` trials, no
+    budget. Counted from the start of this process (a resumed search gets the budget afresh)."""
     startup_trials: int = Field(10, ge=0)
     """Random trials before TPE models the results (Optuna's default: 10); with no more samples
     than this, the search is a random search."""

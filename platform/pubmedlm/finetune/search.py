@@ -14,6 +14,11 @@ epoch. After the search the driver closes the runs Ray stopped (ASHA) or lost, a
 trial table from Tune's results: a crashed trial is a row with status `failed` and its error, and
 the search goes on without it.
 
+`tune.budget_epochs` caps the whole search's compute in trial-epochs (`budget.EpochBudget`): when
+it is spent, the running trial stops (status `stopped early`) and no new one starts. Async ASHA
+always runs the first trial, and every trial that leads its rung, to the end, so with few trials a
+budget is what holds a search below a given share of a grid's compute.
+
 The Tune experiment is named by a digest of everything that decides its result, under
 `runtime.storage_path`, so rerunning an interrupted search resumes it (`Tuner.restore`).
 """
@@ -127,6 +132,8 @@ def _tuner(ctx: dict[str, Any], tune_cfg: TuneConfig, resources: dict[str, float
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from pubmedlm.finetune.budget import EpochBudget
+
     trainable = tune.with_resources(tune.with_parameters(trial, ctx=ctx), resources)
     path = f"{storage.rstrip('/')}/{name}"
     if tune.Tuner.can_restore(path):
@@ -143,6 +150,7 @@ def _tuner(ctx: dict[str, Any], tune_cfg: TuneConfig, resources: dict[str, float
             num_samples=tune_cfg.num_samples, max_concurrent_trials=tune_cfg.max_concurrent, reuse_actors=True,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(name=name, storage_path=storage, verbose=1,
+                                  stop=EpochBudget(tune_cfg.budget_epochs) if tune_cfg.budget_epochs else None,
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )
 

@@ -14,10 +14,16 @@ class EpochBudget(Stopper):
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.spent = 0
+        self.epochs: dict[str, int] = {}
+
+    @property
+    def spent(self) -> int:
+        return sum(self.epochs.values())
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        self.spent += 1
+        # Counted from each trial's epoch (Tune repeats a trial's last result when it ends).
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)) or 0)
+        self.epochs[trial_id] = max(self.epochs.get(trial_id, 0), epoch)
         return False
 
     def stop_all(self) -> bool:

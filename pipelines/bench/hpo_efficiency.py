@@ -18,7 +18,7 @@ same (optionally capped) training rows and the full dev split. The figure of mer
 dev score each side saw, at which compute: trial-epochs (epochs trained, summed over trials)
 and wall time (the search's includes Ray's start-up of trials).
 
-    .venv/bin/python pipelines/bench/hpo_efficiency.py                         # ~50 min on 2 CPU cores
+    .venv/bin/python pipelines/bench/hpo_efficiency.py                         # ~40 min on 2 CPU cores
     .venv/bin/python pipelines/bench/hpo_efficiency.py --max-train 0 --epochs 10  # full train sets (GPU)
 
 Ends with one line:

@@ -40,9 +40,13 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "missing Debian packages: $$missing (apt-get install $(SYSTEM_PACKAGES) as root)"; fi; fi
 
+# Two test processes, each module whole on one (module fixtures, one Ray per stage process): the
+# suite waits on servers, Ray start-up and subprocesses about half the time.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) system-deps
 	ruff check .
-	pytest
+	pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 bench: $(STAMP)
 	python pipelines/bench/corpus_ingest.py

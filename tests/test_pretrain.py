@@ -4,6 +4,7 @@ resumes from the last checkpoint to the same final weights)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -163,8 +164,14 @@ def test_two_ddp_workers_match_one_worker_accumulating(packed: Path, mirror: Pat
     assert worst < 2e-3, f"largest weight difference {worst}"
 
 
-def _ray_workers() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if any("RayTrainWorker" in c for c in (p.info["cmdline"] or []))]
+def _ray_workers(stage: subprocess.Popen) -> list[psutil.Process]:
+    """The stage's Ray Train workers (its local Ray runs under it; another Ray's are left alone)."""
+    found = []
+    for p in psutil.Process(stage.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any("RayTrainWorker" in c for c in p.cmdline()):
+                found.append(p)
+    return found
 
 
 @pytest.mark.integration
@@ -177,7 +184,7 @@ def test_sigkill_worker_resumes_to_the_same_weights(packed: Path, mirror: Path) 
     while not list(storage.rglob("checkpoint_*/state.pt")):
         assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
         time.sleep(0.2)
-    workers = _ray_workers()
+    workers = _ray_workers(proc)
     assert workers, "no Ray Train worker process found"
     for w in workers:
         os.kill(w.pid, signal.SIGKILL)

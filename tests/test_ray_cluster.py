@@ -9,9 +9,11 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,11 +45,13 @@ def _ray(*args: str, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def cluster() -> Iterator[dict[str, str]]:
     """Head (2 CPUs) and a second node (1 CPU, resource NODE_B) as separate raylets, with Ray's
     token authentication (a token of its own); the head's temp dir is private, so no other Ray
     user on the machine attaches to this cluster."""
-    temp = tmp_path_factory.mktemp("ray")
+    # A short path: Ray's AF_UNIX sockets live under it (at most 107 bytes), and pytest's temp
+    # folders grow long (under xdist: .../pytest-N/popen-gwK/...).
+    temp = Path(tempfile.mkdtemp(prefix="ray-"))
     port, dash = free_port(), free_port()
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
@@ -66,6 +70,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         yield {"gcs": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "temp": str(temp)}
     finally:
         _stop_cluster(str(temp), port)
+        shutil.rmtree(temp, ignore_errors=True)
         mp.undo()
 
 

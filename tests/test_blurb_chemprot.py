@@ -10,7 +10,7 @@ import pytest
 from pubmedlm.blurb import chemprot
 from pubmedlm.blurb.chemprot import compare_rows, convert_chemprot, mask_pair, sentence_spans
 from pubmedlm.blurb.readers import BlurbFormatError, RelationRow, read_relation_rows, relation_tsv_text
-from pubmedlm.sentences import punkt_from_dir
+from pubmedlm.text.sentences import punkt_from_dir
 
 
 @pytest.fixture(scope="module")

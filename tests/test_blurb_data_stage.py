@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pubmedlm.blurb import normalized, registry
+from pubmedlm.blurb import normalized, tasks
 from pubmedlm.blurb.readers import BlurbFormatError
 from pubmedlm.config import Config, load_config
-from pubmedlm.sources import SourceError, sha256_file
+from pubmedlm.infra.sources import SourceError, sha256_file
 from pubmedlm.stages import blurb_data
 
 pytestmark = pytest.mark.integration
@@ -74,8 +74,8 @@ def test_counts_match_the_paper_except_documented_deviations(full: dict[str, Any
     for name, counts in EXPECTED.items():
         entry = datasets[name]
         assert entry["status"] == "ok" and entry["verified"] is True, name
-        assert tuple(entry["counts"][s] for s in registry.SPLITS) == counts, name
-        paper = registry.get(name).paper_counts
+        assert tuple(entry["counts"][s] for s in tasks.SPLITS) == counts, name
+        paper = tasks.get(name).paper_counts
         for dev in entry["deviations"]:
             assert dev["documented"] and dev["ours"] == entry["counts"][dev["split"]] != paper[dev["split"]]
     [deviation] = datasets["BC5-disease"]["deviations"]
@@ -108,7 +108,7 @@ def test_converted_splits_and_converter_checks(full: dict[str, Any]) -> None:
     assert "nltk/tokenizers/punkt_tab/english/abbrev_types.txt" in chem["sources"]
     rows = normalized.read_jsonl(full["out"] / "ChemProt" / "train.jsonl")
     assert rows[0].keys() == {"id", "text", "label", "entities"} and len(rows) == 18_035
-    assert {r["label"] for r in rows} == set(registry.get("ChemProt").labels)
+    assert {r["label"] for r in rows} == set(tasks.get("ChemProt").labels)
 
 
 def test_relation_rows_carry_the_unmasked_sentence_and_mention_spans(full: dict[str, Any]) -> None:
@@ -117,7 +117,7 @@ def test_relation_rows_carry_the_unmasked_sentence_and_mention_spans(full: dict[
 
     overlap = {"ChemProt": "@CHEM-GENE$", "DDI": "@DRUG-DRUG$"}
     for name in ("ChemProt", "DDI"):
-        for split in registry.SPLITS:
+        for split in tasks.SPLITS:
             rows = normalized.read_jsonl(full["out"] / name / f"{split}.jsonl")
             for r in rows:
                 (s1, e1, k1), (s2, e2, k2) = r["entities"]["spans"]
@@ -137,7 +137,7 @@ def test_pico_proxy_is_carved_by_abstract_and_marked(full: dict[str, Any], mirro
     train, dev = (normalized.read_jsonl(full["out"] / "EBM-PICO" / f"{s}.jsonl") for s in ("train", "dev"))
     train_docs, dev_docs = {r["doc_id"] for r in train}, {r["doc_id"] for r in dev}
     assert not train_docs & dev_docs and (len(train_docs), len(dev_docs)) == (768, 192)
-    source = normalized.read_split(registry.get("EBM-PICO"), "dev", [mirror / "blurb/ebmnlp/dev.tsv"])
+    source = normalized.read_split(tasks.get("EBM-PICO"), "dev", [mirror / "blurb/ebmnlp/dev.tsv"])
     assert sorted(r["id"] for r in train + dev) == sorted(r["id"] for r in source)
     meta = json.loads((full["out"] / "EBM-PICO" / "meta.json").read_text(encoding="utf-8"))
     assert meta["status"] == "proxy" and meta["proxy"]["train_abstracts"] == 768
@@ -149,11 +149,11 @@ def test_outputs_follow_the_schema(full: dict[str, Any]) -> None:
             "re": ["id", "text", "label"], "similarity": ["id", "text_a", "text_b", "score"],
             "doc_classification": ["id", "doc_id", "text", "labels"], "qa": ["id", "question", "context", "label"]}
     for name in full["metrics"]["prepared"]:
-        task = registry.get(name)
+        task = tasks.get(name)
         meta = json.loads((full["out"] / name / "meta.json").read_text(encoding="utf-8"))
         assert meta["task"]["metric"] == task.metric and meta["task"]["max_length"] == task.max_length
         assert all(s["verified"] for s in meta["sources"].values())
-        for split in registry.SPLITS:
+        for split in tasks.SPLITS:
             rows = normalized.read_jsonl(full["out"] / name / f"{split}.jsonl")
             expected = keys[task.task_type] + (["entities"] if task.converter else [])
             assert len(rows) == meta["rows"][split] and list(rows[0]) == expected, (name, split)
@@ -200,7 +200,7 @@ def _mirror_with(tmp: Path, real: Path, copies: dict[str, str] = (), texts: dict
 
 
 def _bc2gm_bioasq(tmp: Path, real: Path) -> Path:
-    copies = {f"blurb/BC2GM/{s}.tsv": f"blurb/NCBI-disease/{s}.tsv" for s in registry.SPLITS}
+    copies = {f"blurb/BC2GM/{s}.tsv": f"blurb/NCBI-disease/{s}.tsv" for s in tasks.SPLITS}
     texts = {f"blurb/BioASQ/{s}.tsv": "\n".join(rows) + "\n" for s, rows in BIOASQ_ROWS.items()}
     return _mirror_with(tmp, real, copies, texts)
 
@@ -230,7 +230,7 @@ def test_a_user_catalog_verifies_them(project: Path, mirror: Path, monkeypatch: 
     monkeypatch.setenv("PUBMEDLM_DATA_MIRROR", str(temp))
     catalog = project / "mine.sources.tsv"
     lines = [f"blurb/BC2GM/{s}.tsv\tmirror-only: mine\t{sha256_file(temp / f'blurb/BC2GM/{s}.tsv')}\t"
-             for s in registry.SPLITS]
+             for s in tasks.SPLITS]
     catalog.write_text("path\turl\tsha256\tbytes\n" + "\n".join(lines) + "\n", encoding="utf-8")
     blurb_data.run(_config(project, datasets=["BC2GM"], catalogs=[str(catalog)]), params_file=project / "params.yaml")
     assert _metrics(project)["datasets"]["BC2GM"]["verified"] is True
@@ -319,7 +319,7 @@ def _pubmedqa_files(tmp: Path, mirror: Path, ids: list[str], listed: list[tuple[
 def test_pubmedqa_id_missing_from_the_split_file(tmp_path: Path, mirror: Path) -> None:
     ids = ["21645374", "16418930", "9488747"]
     json_path, split_path = _pubmedqa_files(tmp_path, mirror, ids, [(ids[0], "train"), (ids[2], "test")])
-    labels = registry.get("PubMedQA").labels
+    labels = tasks.get("PubMedQA").labels
     with pytest.raises(BlurbFormatError) as err:
         normalized.read_pubmedqa(json_path, split_path, "train", labels)
     line = json_path.read_text(encoding="utf-8").splitlines().index(f'    "{ids[1]}": {{') + 1
@@ -345,7 +345,7 @@ def test_reader_errors_name_file_and_line(tmp_path: Path, name: str, text: str, 
     path = tmp_path / "train.tsv"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(BlurbFormatError) as err:
-        normalized.read_split(registry.get(name), "train", [path])
+        normalized.read_split(tasks.get(name), "train", [path])
     assert str(err.value).startswith(f"{path}{expected}"), str(err.value)
 
 

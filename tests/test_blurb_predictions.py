@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import prepare_blurb
-from pubmedlm.blurb import normalized, registry
+from pubmedlm.blurb import normalized, tasks
 from pubmedlm.blurb.predictions import PredictionError, comparison_markdown, score_predictions
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def _write(folder: Path, name: str, rows: list[dict[str, Any]] | str) -> Path:
 
 def _perfect(gold: Path, name: str) -> list[dict[str, Any]]:
     value = {"ner": "tags", "pico": "tags", "re": "label", "qa": "label", "similarity": "score",
-             "doc_classification": "labels"}[registry.get(name).task_type]
+             "doc_classification": "labels"}[tasks.get(name).task_type]
     return [{"id": r["id"], "prediction": r[value]} for r in _test_rows(gold, name)]
 
 

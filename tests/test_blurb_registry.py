@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pubmedlm.blurb import chemprot, ddi, registry, score
+from pubmedlm.blurb import chemprot, ddi, score, tasks
 from pubmedlm.blurb.metrics import METRICS
 from pubmedlm.blurb.published import published
 from pubmedlm.config import BLURB_DATASETS
-from pubmedlm.sources import Catalog
+from pubmedlm.infra.sources import Catalog
 
 # docs/BLURB.md, "The 13 datasets": paper name -> (task type, train, dev, test, metric).
 PAPER = {
@@ -37,32 +37,32 @@ UNDECLARED = {
 
 
 def test_all_13_datasets_in_config_order() -> None:
-    tasks = registry.tasks()
-    assert list(tasks) == BLURB_DATASETS
-    assert [t.paper_name for t in tasks.values()] == list(PAPER) == list(score.DATASETS)
+    table = tasks.all_tasks()
+    assert list(table) == BLURB_DATASETS
+    assert [t.paper_name for t in table.values()] == list(PAPER) == list(score.DATASETS)
 
 
-@pytest.mark.parametrize("task", registry.tasks().values(), ids=lambda t: t.id)
-def test_row_matches_the_paper(task: registry.Task) -> None:
+@pytest.mark.parametrize("task", tasks.all_tasks().values(), ids=lambda t: t.id)
+def test_row_matches_the_paper(task: tasks.Task) -> None:
     type_name, train, dev, test, metric = PAPER[task.paper_name]
     assert task.type_name == type_name == score.TASK_TYPE_OF[task.paper_name]
     assert task.paper_counts == {"train": train, "dev": dev, "test": test}
     assert task.metric == metric and task.metric in METRICS
-    assert task.unit == registry.UNITS[task.task_type]
+    assert task.unit == tasks.UNITS[task.task_type]
     assert task.max_length == PAPER_MAX_LENGTH.get(task.paper_name, 512)
-    assert set(task.files) == set(registry.SPLITS)
+    assert set(task.files) == set(tasks.SPLITS)
     assert task.paper_name in published().scores["PubMedBERT"]
 
 
 def test_task_types_group_like_the_blurb_score() -> None:
     grouped: dict[str, list[str]] = {}
-    for task in registry.tasks().values():
+    for task in tasks.all_tasks().values():
         grouped.setdefault(task.type_name, []).append(task.paper_name)
     assert {k: tuple(v) for k, v in grouped.items()} == score.TASK_TYPES
 
 
 def test_label_sets_agree_with_the_converters_and_the_docs() -> None:
-    t = registry.tasks()
+    t = tasks.all_tasks()
     assert set(t["ChemProt"].labels) == {chemprot.NEGATIVE_LABEL, *chemprot.POSITIVE_LABELS}
     assert t["ChemProt"].metric_args == {"negative": chemprot.NEGATIVE_LABEL}
     assert set(t["DDI"].labels) == {ddi.NEGATIVE_LABEL, *ddi.POSITIVE_LABELS}
@@ -76,7 +76,7 @@ def test_label_sets_agree_with_the_converters_and_the_docs() -> None:
 
 
 def test_input_templates() -> None:
-    t = registry.tasks()
+    t = tasks.all_tasks()
     assert t["ChemProt"].input["entity_tokens"][:2] == ["@CHEMICAL$", "@GENE$"]
     assert "@DRUG$" in t["DDI"].input["entity_tokens"]
     assert t["GAD"].input["entity_tokens"] == ["@GENE$", "@DISEASE$"]
@@ -87,7 +87,7 @@ def test_input_templates() -> None:
 
 
 def test_documented_deviations() -> None:
-    t = registry.tasks()
+    t = tasks.all_tasks()
     assert {d: task.deviations for d, task in t.items() if task.deviations}.keys() == {"BC5-disease", "EBM-PICO"}
     assert t["BC5-disease"].deviations["dev"].count == 4_246 and "MTL" in t["BC5-disease"].deviations["dev"].reason
     assert t["EBM-PICO"].deviations["dev"].count == 87_308
@@ -95,27 +95,27 @@ def test_documented_deviations() -> None:
 
 def test_registry_paths_are_the_catalogs_except_what_the_mirror_lacks() -> None:
     catalog = Catalog()
-    paths = {p for t in registry.tasks().values() for files in t.files.values() for p in files}
+    paths = {p for t in tasks.all_tasks().values() for files in t.files.values() for p in files}
     assert {p for p in paths if p not in catalog} == UNDECLARED
-    raw = {p for t in registry.tasks().values() for files in t.raw.values() for p in files}
+    raw = {p for t in tasks.all_tasks().values() for files in t.raw.values() for p in files}
     assert all(p in catalog or catalog.under(p) for p in raw)
-    checks = {p for t in registry.tasks().values() for c in t.checks.values() for p in c.values()}
+    checks = {p for t in tasks.all_tasks().values() for c in t.checks.values() for p in c.values()}
     assert checks and all(p in catalog for p in checks)
 
 
 def test_every_name_resolves_and_score_uses_the_registry_aliases() -> None:
-    for task in registry.tasks().values():
+    for task in tasks.all_tasks().values():
         for name in (task.id, task.paper_name, task.folder, task.id.upper()):
-            assert registry.get(name) is task
+            assert tasks.get(name) is task
             assert score.canonical(name) == task.paper_name
-    assert registry.name_aliases() == score.ALIASES
+    assert tasks.name_aliases() == score.ALIASES
     assert score.canonical("EBM-PICO") == "EBM PICO" and score.canonical("ebmnlp") == "EBM PICO"
     with pytest.raises(KeyError, match="unknown BLURB dataset"):
-        registry.get("SQuAD")
+        tasks.get("SQuAD")
 
 
 def test_meta_form_is_json_ready() -> None:
     import json
 
-    for task in registry.tasks().values():
+    for task in tasks.all_tasks().values():
         json.dumps(task.as_dict())

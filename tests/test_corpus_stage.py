@@ -18,7 +18,7 @@ from pubmedlm.corpus.build import build_corpus
 from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.exclusion import BlurbExclusion, load_exclusion
 from pubmedlm.corpus.inputs import CorpusInput, resolve_inputs
-from pubmedlm.sources import sha256_file
+from pubmedlm.infra.sources import sha256_file
 
 XML_INPUTS = [
     "corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz",

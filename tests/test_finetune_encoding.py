@@ -14,19 +14,19 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.metrics.v1 import Entities
 from seqeval.scheme import IOBES
 
-from pubmedlm.blurb import normalized, registry
+from pubmedlm.blurb import normalized, tasks
 from pubmedlm.blurb.metrics import entity_f1
 from pubmedlm.config import ConfigError, load_config
 from pubmedlm.finetune import tagging
 from pubmedlm.finetune.features import IGNORE, CodecOptions, FinetuneError, TaskCodec, collate
 from pubmedlm.finetune.heads import build_model, check_model, load_checked_tokenizer
-from pubmedlm.models import load_tokenizer, minilm_path
+from pubmedlm.text.models import load_tokenizer, minilm_path
 
 NER_FILE = "blurb/NCBI-disease/train.tsv"
 
 
 def _rows(mirror: Path, name: str, split: str = "dev") -> list[dict]:
-    task = registry.get(name)
+    task = tasks.get(name)
     return normalized.read_split(task, split, [mirror / p for p in task.files[split]])
 
 
@@ -61,7 +61,7 @@ def test_io_loses_only_adjacent_mentions(mirror: Path) -> None:
 @pytest.mark.parametrize(("name", "scheme"), [("NCBI-disease", "BIO"), ("NCBI-disease", "BIOUL"),
                                               ("NCBI-disease", "IO"), ("EBM-PICO", "BIO")])
 def test_first_pieces_follow_word_ids_and_oracle_logits_decode_to_gold(mirror: Path, name: str, scheme: str) -> None:
-    task = registry.get(name)
+    task = tasks.get(name)
     rows = _rows(mirror, name)[:300]
     codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(tagging=scheme))
     enc = codec.encode(rows)
@@ -89,7 +89,7 @@ def test_first_pieces_follow_word_ids_and_oracle_logits_decode_to_gold(mirror: P
 
 
 def test_relation_dummy_tokens_are_single_special_pieces_and_entity_start_finds_them(mirror: Path) -> None:
-    task = registry.get("GAD")
+    task = tasks.get("GAD")
     rows = _rows(mirror, "GAD")[:100]
     codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_pooling="entity_start"))
     enc = codec.encode(rows)
@@ -112,14 +112,14 @@ def ddi_rows(mirror: Path) -> list[dict]:
     from pubmedlm.blurb import ddi
     from pubmedlm.blurb.normalized import relation_rows
 
-    task = registry.get("DDI")
+    task = tasks.get("DDI")
     tarball, split_list = (mirror / p for p in task.raw["dev"])
     return relation_rows(ddi.convert_ddi(tarball, split_list), task.labels, "ddi")[:400]
 
 
 @pytest.mark.parametrize("pooling", ["cls", "entity_start"])
 def test_relation_entity_markers_and_original_text(ddi_rows: list[dict], pooling: str) -> None:
-    task = registry.get("DDI")
+    task = tasks.get("DDI")
     tok = load_tokenizer("minilm")
     markers = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="markers", re_pooling=pooling))
     original = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="original", re_pooling=pooling))
@@ -148,7 +148,7 @@ def test_relation_entity_markers_and_original_text(ddi_rows: list[dict], pooling
 
 
 def test_qa_truncates_the_context_never_the_question(mirror: Path) -> None:
-    task = registry.get("PubMedQA")
+    task = tasks.get("PubMedQA")
     rows = _rows(mirror, "PubMedQA", "test")[:40]
     codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(max_length=64))
     enc = codec.encode(rows)
@@ -157,7 +157,7 @@ def test_qa_truncates_the_context_never_the_question(mirror: Path) -> None:
         assert len(item["input_ids"]) <= 64
         question = tok(row["question"])["input_ids"][1:-1]
         assert item["input_ids"][1:1 + len(question)] == question
-    hoc = TaskCodec(registry.get("HoC"), load_tokenizer("minilm"), CodecOptions())
+    hoc = TaskCodec(tasks.get("HoC"), load_tokenizer("minilm"), CodecOptions())
     rows = _rows(mirror, "HoC")[:50]
     targets = hoc.encode(rows).inputs
     assert [sorted(int(hoc.labels[j]) for j, v in enumerate(t["label"]) if v) for t in targets] == \
@@ -181,10 +181,10 @@ def test_bad_models_fail_before_compute(tmp_path: Path) -> None:
     five = tmp_path / "ddi-classifier"
     AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=5).save_pretrained(five)
     load_tokenizer("minilm").save_pretrained(five)
-    codec = TaskCodec(registry.get("GAD"), load_checked_tokenizer(str(five)), CodecOptions())
+    codec = TaskCodec(tasks.get("GAD"), load_checked_tokenizer(str(five)), CodecOptions())
     with pytest.raises(FinetuneError, match="5 labels, GAD needs 2"):
         check_model(str(five), codec)
-    ddi = TaskCodec(registry.get("DDI"), load_checked_tokenizer(str(five)), CodecOptions())
+    ddi = TaskCodec(tasks.get("DDI"), load_checked_tokenizer(str(five)), CodecOptions())
     check_model(str(five), ddi)
     model = build_model(str(five), ddi, dropout=0.1)
     assert model.hf.get_input_embeddings().num_embeddings == len(ddi.tokenizer)

@@ -34,7 +34,7 @@ PARAMS = {
     "finetune": {"model": "minilm", "datasets": [TASK], "max_train_examples": 24, "max_eval_examples": 24,
                  "max_length": 64, "seeds": {"default": 1}, "attention_dropout": 0.0},
     "tune": {"num_samples": 1, "search": {"epochs": [1, 1], "batch_size": [16]}},
-    "registry": {"encoder": False},
+    "register": {"encoder": False},
     "runtime": {"progress": False, "cpus_per_worker": 2, "micro_batch_size": 16},
 }
 

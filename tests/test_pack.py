@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO, ohsumed_docs
 from pubmedlm.config import load_config
-from pubmedlm.models import load_tokenizer, resolve_model
+from pubmedlm.text.models import load_tokenizer, resolve_model
 from pubmedlm.train.packing import PackedSet, SpecialIds, StreamPacker, nsp_instances, nsp_row
 
 SPECIAL = SpecialIds(cls=101, sep=102, pad=0)

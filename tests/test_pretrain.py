@@ -20,7 +20,7 @@ import torch
 
 from conftest import build_packed_project, ohsumed_docs
 from pubmedlm.config import load_config
-from pubmedlm.models import load_tokenizer
+from pubmedlm.text.models import load_tokenizer
 from pubmedlm.train.mlm import IGNORE, vocab_info, whole_word_mask
 from pubmedlm.train.pretraining import PretrainError
 
@@ -207,11 +207,12 @@ def test_continued_from_minilm_learns_far_faster_than_scratch(mirror: Path) -> N
     a few steps, once the new head is fitted.)"""
     from transformers import AutoConfig
 
-    from pubmedlm.models import resolve_model
+    from pubmedlm.text.models import resolve_model
     from pubmedlm.train.loop import Hooks, train_steps
     from pubmedlm.train.mlm import MaskedLMLoss
+    from pubmedlm.train.optim import optimizer_and_schedule
     from pubmedlm.train.packing import SpecialIds, StreamPacker
-    from pubmedlm.train.pretraining import build_model, make_batch, optimizer_and_schedule, seeded
+    from pubmedlm.train.pretraining import build_model, make_batch, seeded
 
     torch.set_num_threads(2)
     tok = load_tokenizer("minilm")
@@ -231,8 +232,8 @@ def test_continued_from_minilm_learns_far_faster_than_scratch(mirror: Path) -> N
     for init in ("minilm", "scratch"):
         net = MaskedLMLoss(build_model(resolve_model(init) if init != "scratch" else init, shape, len(tok), False,
                                        info.pad_id, 42))
-        opt, sched = optimizer_and_schedule(net, {"weight_decay": 0.01, "peak_lr": 1e-4, "adam_betas": (0.9, 0.999),
-                                                  "adam_eps": 1e-6, "warmup_ratio": 0.1}, steps)
+        opt, sched = optimizer_and_schedule(net, lr=1e-4, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-6,
+                                            warmup_ratio=0.1, total_steps=steps)
         losses: list[float] = []
         train_steps(net, lambda s, m: make_batch(Rows, np.arange(s * batch, (s + 1) * batch), info, 0.15, True,
                                                  seeded(42, s, m)),

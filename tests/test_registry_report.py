@@ -123,7 +123,7 @@ def test_registry_holds_encoder_and_task_model_with_lineage(root: Path, client) 
 
 
 def test_gate_keeps_champion_against_worse_partial_and_capped(root: Path, client) -> None:
-    from pubmedlm.model_registry import Standing, register_version
+    from pubmedlm.registry.gate import Standing, register_version
 
     name = "gate-test"
     source = client.get_model_version_by_alias(f"pubmedlm-{TASK}", "champion").source
@@ -264,9 +264,9 @@ def test_report_renders_in_chromium(root: Path, tmp_path: Path, client) -> None:
 def test_compare_intervals_against_references(root: Path, mirror: Path, tmp_path: Path) -> None:
     from scipy import stats
 
+    from pubmedlm.blurb.compare import blurb_weights, compare, load_run, paired_bootstrap, welch
     from pubmedlm.blurb.published import published
     from pubmedlm.blurb.score import blurb_score
-    from pubmedlm.compare import blurb_weights, compare, load_run, paired_bootstrap, welch
 
     # Welch against the textbook formula (Welch-Satterthwaite degrees of freedom).
     a, b = [85.1, 86.0, 84.7, 85.5, 85.9], [84.2, 84.9, 85.3, 83.8, 84.6]

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from pubmedlm.sources import MIRROR_ENV, Catalog, Source, SourceError, pin, read_catalog, resolve, sha256_file
+from pubmedlm.infra.sources import (
+    MIRROR_ENV,
+    Catalog,
+    Source,
+    SourceError,
+    pin,
+    read_catalog,
+    resolve,
+    sha256_file,
+)
 
 
 @pytest.fixture
@@ -108,7 +117,7 @@ def test_catalog_row_errors_name_the_row(tmp_path: Path) -> None:
 
 def test_resolve_inputs_expands_folders_and_takes_local_files(mirror: Path, tmp_path: Path, monkeypatch) -> None:
     from pubmedlm.config import SourceSpec
-    from pubmedlm.sources import resolve_inputs
+    from pubmedlm.infra.sources import resolve_inputs
 
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     own = tmp_path / "mine.txt"

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import REPO
 from pubmedlm.config import load_config
-from pubmedlm.tracking import dvc_hash, flatten, tracking_uri
+from pubmedlm.infra.lineage import dvc_hash
+from pubmedlm.infra.tracking import flatten, tracking_uri
 
 
 def _dvc(*args: str, cwd: Path) -> str:

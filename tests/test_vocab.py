@@ -22,7 +22,7 @@ import pytest
 from pubmedlm.blurb.readers import Instance
 from pubmedlm.config import ConfigError, VocabConfig, load_config
 from pubmedlm.corpus.errors import CorpusError
-from pubmedlm.models import load_tokenizer
+from pubmedlm.text.models import load_tokenizer
 from pubmedlm.vocab import fragmentation as frag
 from pubmedlm.vocab.train import (
     bert_normalizer,

@@ -39,7 +39,7 @@ READERS = ("ours", "pubmed_parser")
 
 def _sample_records() -> list[bytes]:
     """Raw `<PubmedArticle>` elements of the real samples (resolved and verified via the catalog)."""
-    from pubmedlm.sources import MIRROR_ENV, Catalog, resolve
+    from pubmedlm.infra.sources import MIRROR_ENV, Catalog, resolve
 
     repo = Path(__file__).resolve().parents[2]
     os.environ.setdefault(MIRROR_ENV, str(repo.parent / "shared" / "data"))

@@ -45,7 +45,7 @@ def hf_trainer(root: Path, task_id: str, seed: int = 42) -> tuple[float, float]:
     )
 
     from pubmedlm.blurb.normalized import read_jsonl
-    from pubmedlm.models import load_tokenizer, minilm_path
+    from pubmedlm.text.models import load_tokenizer, minilm_path
 
     labels = ["O", "B", "I"]
     tok = load_tokenizer("minilm")

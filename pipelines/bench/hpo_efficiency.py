@@ -65,8 +65,8 @@ def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: 
 
     from pubmedlm.config import FloatRange, SearchSpace, TuneConfig
     from pubmedlm.finetune.search import run_search
+    from pubmedlm.infra.ray_runtime import init_ray, storage_path
     from pubmedlm.project import project_root
-    from pubmedlm.ray_runtime import init_ray, storage_path
 
     space = SearchSpace(learning_rate=FloatRange(low=8e-6, high=8e-5, log=True), batch_size=list(GRID_BATCH),
                         epochs=(1 if epoch_range else epochs, epochs), **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})

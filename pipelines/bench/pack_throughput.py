@@ -3,7 +3,7 @@
 Input: the OHSUMED abstracts of the data mirror (7,400 documents, title + one sentence per line,
 joined into one single-spaced text per document as the corpus stage writes it), repeated
 `--copies` times into one `train-000.jsonl` shard. Tokenizer: MiniLM's uncased BERT WordPiece
-(`pubmedlm.models.load_tokenizer`, truncation off), seq_len 128 for every method.
+(`pubmedlm.text.models.load_tokenizer`, truncation off), seq_len 128 for every method.
 
 Methods, each timed in a fresh Python process (imports and tokenizer loading untimed), from the
 same JSONL file on disk to the finished packed sequences:
@@ -80,7 +80,7 @@ def _cpu() -> float:
 def _tokenizer():
     from transformers.utils import logging
 
-    from pubmedlm.models import load_tokenizer
+    from pubmedlm.text.models import load_tokenizer
 
     logging.set_verbosity_error()  # the "longer than 512" warning: expected, documents are packed later
     return load_tokenizer("minilm")
@@ -105,7 +105,7 @@ def run_ours(corpus: Path, out: Path, nsp: bool) -> dict:
     tok = _tokenizer()
     if nsp:  # resolve and load punkt untimed (the stage does it once per split)
         from pubmedlm.project import project_root
-        from pubmedlm.sentences import punkt
+        from pubmedlm.text.sentences import punkt
 
         punkt(project_root() / cfg.runtime.cache_dir, False)
     start, cpu = time.perf_counter(), _cpu()

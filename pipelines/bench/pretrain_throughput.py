@@ -60,7 +60,7 @@ SHAPES = {
     "small": {"hidden_size": 256, "num_layers": 4, "num_heads": 4, "intermediate_size": 1024},
     "bert-base": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072},
 }
-OPT = {"peak_lr": 6e-4, "adam_betas": (0.9, 0.999), "adam_eps": 1e-6, "weight_decay": 0.01, "warmup_ratio": 0.1}
+OPT = {"lr": 6e-4, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.01, "warmup_ratio": 0.1}
 HF_OPTIM: set[str] = set()  # what Trainer chose (transformers 5 with torch >= 2.8: fused AdamW)
 CPU_DEFAULTS = {"batch": {"small": 32, "bert-base": 16}, "steps": {"small": 16, "bert-base": 6}}
 CUDA_DEFAULTS = {"batch": {"small": 256, "bert-base": 128}, "steps": {"small": 60, "bert-base": 40}}
@@ -71,8 +71,8 @@ def pack_rows(tmp: Path, rows: int):
     from rich.progress import Progress
 
     from pubmedlm.config import load_config
-    from pubmedlm.models import load_tokenizer
     from pubmedlm.stages.pack import _pack_split
+    from pubmedlm.text.models import load_tokenizer
     from pubmedlm.train.packing import PackedSet
 
     tok = load_tokenizer("minilm")
@@ -119,16 +119,16 @@ def run_ours(shape, tok, packed, batch: int, steps: int, device) -> list[float]:
     """Step-end times of `steps` optimizer steps of the stage's loop."""
     from pubmedlm.train.loop import Hooks, train_steps
     from pubmedlm.train.mlm import MaskedLMLoss, vocab_info
+    from pubmedlm.train.optim import optimizer_and_schedule
     from pubmedlm.train.pretraining import (
         PhaseData,
         make_batch,
         micro_batch_rows,
-        optimizer_and_schedule,
         seeded,
     )
 
     net = MaskedLMLoss(new_model(shape, tok, device))
-    opt, sched = optimizer_and_schedule(net, OPT, steps)
+    opt, sched = optimizer_and_schedule(net, **OPT, total_steps=steps)
     info = vocab_info(tok)
     data = PhaseData(packed, packed, batch, batch, 1)
 
@@ -168,8 +168,8 @@ def run_hf(shape, tok, dataset, batch: int, steps: int, device, out: Path) -> li
 
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_steps=steps,
-        learning_rate=OPT["peak_lr"], adam_beta1=OPT["adam_betas"][0], adam_beta2=OPT["adam_betas"][1],
-        adam_epsilon=OPT["adam_eps"], weight_decay=OPT["weight_decay"], warmup_steps=OPT["warmup_ratio"],
+        learning_rate=OPT["lr"], adam_beta1=OPT["betas"][0], adam_beta2=OPT["betas"][1],
+        adam_epsilon=OPT["eps"], weight_decay=OPT["weight_decay"], warmup_steps=OPT["warmup_ratio"],
         lr_scheduler_type="linear", max_grad_norm=1.0, bf16=True, use_cpu=device.type == "cpu",
         dataloader_num_workers=0, report_to=[], logging_steps=10**6, save_strategy="no", eval_strategy="no",
         remove_unused_columns=False, disable_tqdm=True, seed=SEED,

@@ -39,13 +39,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from pubmedlm.blurb.compare import CompareError
     from pubmedlm.blurb.predictions import PredictionError
     from pubmedlm.blurb.readers import BlurbFormatError
-    from pubmedlm.compare import CompareError
     from pubmedlm.corpus.errors import CorpusError
     from pubmedlm.finetune.features import FinetuneError
-    from pubmedlm.sources import SourceError
-    from pubmedlm.tracking import TrackingError
+    from pubmedlm.infra.sources import SourceError
+    from pubmedlm.infra.tracking import TrackingError
     from pubmedlm.train.pretraining import PretrainError
 
     return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError, FinetuneError,
@@ -53,7 +53,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
-    from pubmedlm.tracking import check_tracking, tracking_uri
+    from pubmedlm.infra.tracking import check_tracking, tracking_uri
 
     cfg = load_config(params, overrides or [])
     check_tracking(tracking_uri(cfg))  # an unreachable server fails here, before any compute
@@ -175,8 +175,8 @@ def blurb_cmd(
     """Score any HF encoder on every available BLURB dataset the paper's way: tune on dev, fine-tune N
     seeds, test mean, BLURB score beside the published models. Tracked in MLflow (experiment
     blurb-<model>, one parent run per dataset with its trials and seeds); outputs in data/blurb/<model>/."""
-    from pubmedlm.stages.blurb import run_blurb
-    from pubmedlm.tracking import check_tracking, tracking_uri
+    from pubmedlm.evaluate_model import run_blurb
+    from pubmedlm.infra.tracking import check_tracking, tracking_uri
 
     cfg = load_config(params, set_ or [])
     check_tracking(tracking_uri(cfg))
@@ -195,7 +195,7 @@ def compare_cmd(
     """Per-dataset and BLURB differences A - B with 95% intervals; says which are significant."""
     import json
 
-    from pubmedlm.compare import compare, load_run
+    from pubmedlm.blurb.compare import compare, load_run
     from pubmedlm.project import data_dir, project_root
 
     root = project_root()
@@ -241,7 +241,7 @@ def params_cmd(
         Console().print(table)
         return
     cfg = load_config(params, set_ or [])
-    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False))
 
 
 @sources_app.command("list")
@@ -249,7 +249,7 @@ def sources_list(
     catalog: Annotated[list[Path] | None, typer.Option(help="Extra catalog TSV files.")] = None,
 ) -> None:
     """List every declared source with its URL and sha256."""
-    from pubmedlm.sources import Catalog
+    from pubmedlm.infra.sources import Catalog
 
     table = Table("path", "bytes", "sha256", "url")
     for src in sorted(Catalog(catalog or []).sources.values(), key=lambda s: s.path):
@@ -263,8 +263,8 @@ def sources_verify(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Fetch (mirror or download) and verify the sha256 of every declared source."""
+    from pubmedlm.infra.sources import Catalog, resolve
     from pubmedlm.project import project_root
-    from pubmedlm.sources import Catalog, resolve
 
     cfg = load_config(params) if params.is_file() else None
     cache = project_root() / (cfg.runtime.cache_dir if cfg else ".pubmedlm-cache")
@@ -283,7 +283,7 @@ def sources_pin(
     cache_dir: Annotated[Path, typer.Option(help="Download cache.")] = Path(".pubmedlm-cache"),
 ) -> None:
     """Download files and record their sha256 in a catalog, so later runs verify them."""
-    from pubmedlm.sources import pin
+    from pubmedlm.infra.sources import pin
 
     for src in pin(urls, prefix, catalog, cache_dir):
         console.print(f"pinned {src.path} sha256={src.sha256}")

@@ -431,12 +431,14 @@ class Config(StrictModel):
     """Fine-tuning on BLURB (the `tune`, `finetune` stages and `pubmedlm blurb`)."""
     tune: TuneConfig = TuneConfig()
     """The `tune` stage's hyperparameter search."""
-    registry: RegisterConfig = RegisterConfig()
-    """The `register` stage (MLflow Model Registry)."""
+    register_: RegisterConfig = Field(default_factory=RegisterConfig, alias="register")
+    """The `register` stage (MLflow Model Registry); `register` in params files (the Python name
+    has a trailing underscore: `register` is a method of every pydantic model's metaclass)."""
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain data (what is written beside a stage's output)."""
-        return getattr(self, name).model_dump(mode="json")
+        field = next((f for f, info in type(self).model_fields.items() if (info.alias or f) == name), name)
+        return getattr(self, field).model_dump(mode="json")
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
@@ -503,7 +505,7 @@ def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[st
     """(dotted key, type, description) for every field: the reference behind `pubmedlm params`."""
     rows = []
     for name, field in model.model_fields.items():
-        key = f"{prefix}{name}"
+        key = f"{prefix}{field.alias or name}"
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.append((key, "section", field.description or ""))

@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from pubmedlm.blurb import chemprot, ddi
+from pubmedlm.blurb.flags import PROXY_NOTE
 from pubmedlm.blurb.normalized import Row, count_units, read_conll, read_split, relation_rows
 from pubmedlm.blurb.readers import BlurbFormatError, RelationRow, relation_tsv_text
-from pubmedlm.blurb.registry import SPLITS, Task
-from pubmedlm.sources import Catalog, SourceError, mirror_root, resolve, sha256_file
-
-PROXY_NOTE = "proxy, not comparable"
+from pubmedlm.blurb.tasks import SPLITS, Task
+from pubmedlm.infra.sources import Catalog, SourceError, mirror_root, resolve, sha256_file
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def _convert(task: Task, split: str, raw: list[Located]) -> list[Row]:
     local = {s.path: s.local for s in raw}
     paths = task.raw[split]
     if task.converter == "chemprot":
-        from pubmedlm.sentences import punkt_from_dir
+        from pubmedlm.text.sentences import punkt_from_dir
 
         abstracts = local[paths[0]]
         raw_dir = abstracts.parents[1]
@@ -291,4 +290,4 @@ def prepare(task: Task, finder: SourceFinder, opts: Any) -> Prepared:
     return prepared
 
 
-__all__ = ["PROXY_NOTE", "Located", "Prepared", "SourceFinder", "carve_proxy", "prepare"]
+__all__ = ["Located", "Prepared", "SourceFinder", "carve_proxy", "prepare"]

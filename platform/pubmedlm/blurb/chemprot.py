@@ -136,7 +136,7 @@ def convert_chemprot(raw_dir: Path, split: str, splitter: SentenceSplitter) -> l
     """BLURB ChemProt rows of one split, in BLURB's order.
 
     `raw_dir` holds `chemprot_training/`, `chemprot_development/` and `chemprot_test_gs/`;
-    `splitter` is `pubmedlm.sentences.punkt(...)` (other Punkt parameters give other rows)."""
+    `splitter` is `pubmedlm.text.sentences.punkt(...)` (other Punkt parameters give other rows)."""
     entities = read_entities(_raw_path(raw_dir, split, "entities"))
     gold = read_gold(_raw_path(raw_dir, split, "gold_standard"))
     rows: list[RelationRow] = []

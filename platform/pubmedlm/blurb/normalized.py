@@ -31,7 +31,7 @@ from typing import Any
 
 from pubmedlm.blurb.metrics import abstract_id
 from pubmedlm.blurb.readers import BlurbFormatError, RelationRow
-from pubmedlm.blurb.registry import SPLITS, Task
+from pubmedlm.blurb.tasks import SPLITS, Task
 
 Row = dict[str, Any]
 _HOC_ID = re.compile(r"^\d+_s\d+$")

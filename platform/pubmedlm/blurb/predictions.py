@@ -34,13 +34,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pubmedlm.blurb import registry
-from pubmedlm.blurb.assemble import PROXY_NOTE
+from pubmedlm.blurb import tasks
+from pubmedlm.blurb.flags import PROXY_NOTE
 from pubmedlm.blurb.metrics import METRICS
 from pubmedlm.blurb.normalized import Row, read_jsonl
 from pubmedlm.blurb.published import comparison_table
-from pubmedlm.blurb.registry import Task
 from pubmedlm.blurb.score import blurb_score
+from pubmedlm.blurb.tasks import Task
 
 SUFFIX = ".jsonl"
 
@@ -140,6 +140,15 @@ def read_predictions(path: Path, task: Task, gold_rows: list[Row]) -> tuple[list
     return gold_rows, [preds[r["id"]] for r in gold_rows]
 
 
+def write_predictions(path: Path, rows: list[Row], preds: list[Any]) -> None:
+    """Write one file in this module's format (what `read_predictions` reads): a line per row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row, pred in zip(rows, preds, strict=True):
+            value = sorted(pred) if isinstance(pred, (set, frozenset)) else pred
+            f.write(json.dumps({"id": row["id"], "prediction": value}, ensure_ascii=False) + "\n")
+
+
 def score_dataset(task: Task, gold_rows: list[Row], preds: list[Any]) -> float | None:
     """The task's metric as a percentage; None when undefined (Pearson of constant predictions)."""
     metric = METRICS[task.metric]
@@ -160,10 +169,10 @@ def _prediction_files(pred_dir: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in sorted(pred_dir.glob(f"*{SUFFIX}")):
         try:
-            task = registry.get(path.name[: -len(SUFFIX)])
+            task = tasks.get(path.name[: -len(SUFFIX)])
         except KeyError:
             raise PredictionError(f"{path}: not a BLURB dataset name; expected <id>{SUFFIX} with id one of "
-                                  f"{', '.join(registry.tasks())}") from None
+                                  f"{', '.join(tasks.all_tasks())}") from None
         if task.id in files:
             raise PredictionError(f"{path}: {task.id} already predicted by {files[task.id]}")
         files[task.id] = path
@@ -177,12 +186,12 @@ def score_predictions(gold_dir: Path, pred_dir: Path, split: str = "test") -> di
 
     Returns {"split", "datasets": {id: {score, metric, instances, proxy, file}}, "not_scored":
     {id: reason}, "results": {paper name: score}, "proxies": [...], "blurb": BlurbScore.as_dict()}."""
-    if split not in registry.SPLITS:
-        raise PredictionError(f"unknown split {split!r}; expected one of {', '.join(registry.SPLITS)}")
+    if split not in tasks.SPLITS:
+        raise PredictionError(f"unknown split {split!r}; expected one of {', '.join(tasks.SPLITS)}")
     files = _prediction_files(Path(pred_dir))
     datasets: dict[str, dict[str, Any]] = {}
     not_scored: dict[str, str] = {}
-    for task in registry.tasks().values():
+    for task in tasks.all_tasks().values():
         if task.id not in files:
             not_scored[task.id] = f"no {task.id}{SUFFIX} in {pred_dir}"
             continue
@@ -194,8 +203,8 @@ def score_predictions(gold_dir: Path, pred_dir: Path, split: str = "test") -> di
                              "file": str(files[task.id])} | ({"note": PROXY_NOTE} if proxy else {})
         if score is None:
             not_scored[task.id] = "metric undefined (constant predictions)"
-    results = {registry.get(d).paper_name: e["score"] for d, e in datasets.items() if e["score"] is not None}
-    proxies = [registry.get(d).paper_name for d, e in datasets.items() if e["proxy"] and d not in not_scored]
+    results = {tasks.get(d).paper_name: e["score"] for d, e in datasets.items() if e["score"] is not None}
+    proxies = [tasks.get(d).paper_name for d, e in datasets.items() if e["proxy"] and d not in not_scored]
     blurb = blurb_score(results, proxies).as_dict() if results else None
     return {"split": split, "gold_dir": str(gold_dir), "predictions_dir": str(pred_dir), "datasets": datasets,
             "not_scored": not_scored, "results": results, "proxies": proxies, "blurb": blurb}
@@ -222,7 +231,7 @@ def rich_table(result: dict[str, Any], name: str, models: tuple[str, ...] = ("Pu
     pub = published()
     proxies = set(result["proxies"])
     table = Table("dataset", name, *models, title=f"BLURB {result['split']} scores (percent)")
-    for task in registry.tasks().values():
+    for task in tasks.all_tasks().values():
         score = result["results"].get(task.paper_name)
         cell = "–" if score is None else f"{score:.2f}" + (f" ({PROXY_NOTE})" if task.paper_name in proxies else "")
         table.add_row(task.paper_name, cell, *(f"{pub.scores[m][task.paper_name]:.2f}" for m in models))

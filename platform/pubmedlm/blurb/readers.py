@@ -142,9 +142,9 @@ def _texts(task_type: str, row: dict) -> list[str]:
 
 
 def _task_files(name: str, split: str, root: Path) -> tuple[object, list[Path]]:
-    from pubmedlm.blurb import registry
+    from pubmedlm.blurb import tasks
 
-    task = registry.get(name)  # KeyError naming the known datasets
+    task = tasks.get(name)  # KeyError naming the known datasets
     return task, [root / rel for rel in task.files.get(split, ())]
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pubmedlm.blurb.registry import name_aliases
+from pubmedlm.blurb.tasks import name_aliases
 
 # The paper's six task types and their datasets, in the paper's table order.
 TASK_TYPES: dict[str, tuple[str, ...]] = {

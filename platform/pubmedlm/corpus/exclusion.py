@@ -32,7 +32,7 @@ from typing import Protocol
 
 from pubmedlm.corpus.clean import word_runs
 from pubmedlm.corpus.errors import CorpusError
-from pubmedlm.sources import MIRROR_ENV, Catalog, mirror_root, resolve, verify
+from pubmedlm.infra.sources import MIRROR_ENV, Catalog, mirror_root, resolve, verify
 
 
 class TestDocLike(Protocol):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pubmedlm import sources
 from pubmedlm.config import SourceSpec
 from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.pmc import read_pmc
@@ -21,7 +20,8 @@ from pubmedlm.corpus.pubmed import read_medline
 from pubmedlm.corpus.records import Item
 from pubmedlm.corpus.stream import base_suffix
 from pubmedlm.corpus.text import read_jsonl, read_tar, read_text
-from pubmedlm.sources import Catalog, Input, SourceError
+from pubmedlm.infra import sources
+from pubmedlm.infra.sources import Catalog, Input, SourceError
 
 Reader = Callable[[Path, str, bool], Iterator[Item]]
 READERS: dict[str, Reader] = {

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from pubmedlm.blurb.normalized import Row
-from pubmedlm.blurb.registry import Task
+from pubmedlm.blurb.tasks import Task
 from pubmedlm.finetune import tagging
 
 IGNORE = -100

@@ -1,7 +1,7 @@
 """Fine-tune one model on one task with one configuration and seed, and predict with it.
 
 Training runs on the platform's one loop (`train.loop.train_steps`): AdamW with linear warm-up
-then linear decay to 0 over all steps (the pretraining optimizer, `optimizer_and_schedule`),
+then linear decay to 0 over all steps (the pretraining optimizer, `train.optim`),
 bf16 autocast, gradient clipping, accumulation of micro-batches up to the configured batch.
 Each epoch is a fresh seeded shuffle; its last partial batch is dropped (a different one each
 epoch). After each epoch the dev split is scored with the task's BLURB metric and handed to
@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from pubmedlm.blurb import registry
+from pubmedlm.blurb import tasks
 from pubmedlm.blurb.normalized import Row, read_jsonl
 from pubmedlm.blurb.predictions import score_dataset
 from pubmedlm.finetune.features import CodecOptions, Encoded, FinetuneError, TaskCodec, collate
 from pubmedlm.finetune.heads import TaskModel, build_model, check_model, load_checked_tokenizer
 from pubmedlm.train.loop import Hooks, autocast, train_steps
-from pubmedlm.train.pretraining import optimizer_and_schedule
+from pubmedlm.train.optim import optimizer_and_schedule
 
 HPARAMS = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay", "dropout")
 
@@ -99,7 +99,7 @@ def _cap(rows: list[Row], cap: int | None) -> list[Row]:
 
 def load_task(settings: Settings, splits: tuple[str, ...] = ("train", "dev", "test")) -> TaskData:
     """Read the prepared splits (capped: a fixed sample) and encode them for the task's head."""
-    task = registry.get(settings.task)
+    task = tasks.get(settings.task)
     folder = Path(settings.gold_dir) / task.id
     tokenizer = load_checked_tokenizer(settings.model)
     codec = TaskCodec(task, tokenizer, settings.codec)
@@ -176,9 +176,9 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
     batch = min(hp.batch_size, n)
     per_epoch = n // batch
     total = per_epoch * hp.epochs
-    opt, sched = optimizer_and_schedule(model, {
-        "peak_lr": hp.learning_rate, "weight_decay": hp.weight_decay, "adam_betas": settings.adam_betas,
-        "adam_eps": settings.adam_eps, "warmup_ratio": hp.warmup_ratio}, total)
+    opt, sched = optimizer_and_schedule(model, lr=hp.learning_rate, weight_decay=hp.weight_decay,
+                                        betas=settings.adam_betas, eps=settings.adam_eps,
+                                        warmup_ratio=hp.warmup_ratio, total_steps=total)
     accum = math.ceil(batch / settings.micro_batch)
     pad = data.codec.tokenizer.pad_token_id
     orders: dict[int, np.ndarray] = {}

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from pubmedlm.finetune.features import FinetuneError, TaskCodec
-from pubmedlm.models import load_tokenizer, resolve_model
+from pubmedlm.text.models import load_tokenizer, resolve_model
 
 ENTITY_HEAD = "entity_head.pt"
 _HEAD_SUFFIXES = ("ForTokenClassification", "ForSequenceClassification")

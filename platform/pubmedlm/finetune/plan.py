@@ -20,15 +20,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pubmedlm.blurb import registry
+from pubmedlm.blurb import tasks
+from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.config import Config
 from pubmedlm.finetune.features import CodecOptions, FinetuneError
 from pubmedlm.finetune.fit import Settings
-from pubmedlm.models import resolve_model
 from pubmedlm.project import data_dir, metrics_path
+from pubmedlm.text.models import resolve_model
 
 PRETRAIN = "pretrain"
-NOT_COMPARABLE = "not comparable"
 
 
 def resolve_encoder(cfg: Config, root: Path, model: str | None = None) -> str:
@@ -55,7 +55,7 @@ def model_label(model: str) -> str:
 
 def content_id(path: str) -> str:
     """What identifies a model or dataset folder: its DVC hash (md5 of the files); a hub id stays its name."""
-    from pubmedlm.tracking import dvc_hash
+    from pubmedlm.infra.lineage import dvc_hash
 
     return dvc_hash(Path(path)) if Path(path).is_dir() else path
 
@@ -79,7 +79,7 @@ def is_proxy(gold_dir: Path, task_id: str) -> bool:
 
 def settings(cfg: Config, task_id: str, model: str, gold_dir: Path) -> Settings:
     f, rt = cfg.finetune, cfg.runtime
-    registry.get(task_id)  # unknown ids fail here, by name
+    tasks.get(task_id)  # unknown ids fail here, by name
     return Settings(
         model=model, task=task_id, gold_dir=str(gold_dir),
         codec=CodecOptions(tagging=f.tagging, re_entity=f.re_entity, re_pooling=f.re_pooling, max_length=f.max_length),
@@ -114,10 +114,10 @@ def require_task(stage: str, task: str | None) -> str:
 def check_task(task_id: str) -> str:
     """The registry id of a task name, or a FinetuneError naming the known ids."""
     try:
-        return registry.get(task_id).id
+        return tasks.get(task_id).id
     except KeyError as e:
         raise FinetuneError(str(e.args[0])) from None
 
 
-__all__ = ["NOT_COMPARABLE", "PRETRAIN", "availability", "check_task", "content_id", "flags", "is_proxy",
+__all__ = ["PRETRAIN", "availability", "check_task", "content_id", "flags", "is_proxy",
            "model_label", "require_task", "resolve_encoder", "resources", "settings"]

@@ -80,7 +80,7 @@ def trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     """One Tune trial: fine-tune with `config`, report the dev metric after every epoch."""
     from ray import tune
 
-    from pubmedlm.tracking import ChildRun
+    from pubmedlm.infra.tracking import ChildRun
 
     trial_id = tune.get_context().get_trial_id()
     number = trial_number(tune.get_context().get_trial_name())
@@ -174,7 +174,7 @@ def _rows(grid) -> list[dict[str, Any]]:
 
 def _close_runs(ctx: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     """Close the child runs a trial could not close itself (stopped by ASHA, or its process died)."""
-    from pubmedlm.tracking import child_runs, end_run
+    from pubmedlm.infra.tracking import child_runs, end_run
 
     by_trial = {r["trial_name"]: r for r in rows}
     for run in child_runs(ctx["uri"], ctx["experiment_id"], ctx["parent_run_id"]):

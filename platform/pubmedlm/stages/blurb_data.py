@@ -23,17 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pubmedlm.blurb import registry
-from pubmedlm.blurb.assemble import PROXY_NOTE, Prepared, SourceFinder, prepare
+from pubmedlm.blurb import tasks
+from pubmedlm.blurb.assemble import Prepared, SourceFinder, prepare
+from pubmedlm.blurb.flags import PROXY_NOTE
 from pubmedlm.blurb.normalized import write_jsonl
 from pubmedlm.config import Config
+from pubmedlm.infra.sources import Catalog
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
-from pubmedlm.sources import Catalog
 from pubmedlm.stages import StageResult, write_resolved_config
 
 STAGE = "blurb_data"
 SECTIONS = ("blurb_data",)
-SPLITS = registry.SPLITS
+SPLITS = tasks.SPLITS
 
 SCHEMA = """\
 Each `<id>/<split>.jsonl` holds one JSON object per line (UTF-8, keys in this order):
@@ -69,7 +70,7 @@ def _entry(p: Prepared) -> dict[str, Any]:
     return entry
 
 
-def _excluded(task: registry.Task) -> dict[str, Any]:
+def _excluded(task: tasks.Task) -> dict[str, Any]:
     return {"status": "excluded", "task_type": task.task_type, "unit": task.unit,
             "paper": dict(task.paper_counts), "counts": {}, "deviations": [],
             "missing_reason": "not in blurb_data.datasets"}
@@ -128,7 +129,7 @@ def _summary_metrics(datasets: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
-    from pubmedlm.tracking import stage_run
+    from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
     out_dir, mpath = data_dir(STAGE, root), metrics_path(STAGE, root)
@@ -140,7 +141,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         finder = SourceFinder(Catalog(opts.catalogs), root / cfg.runtime.cache_dir, cfg.runtime.progress)
         datasets: dict[str, dict[str, Any]] = {}
         with atomic_dir(out_dir) as tmp:
-            for task in registry.tasks().values():
+            for task in tasks.all_tasks().values():
                 if task.id not in opts.datasets:
                     datasets[task.id] = _excluded(task)
                     continue
@@ -183,7 +184,7 @@ def summary(result: StageResult):
     table = Table("dataset", "status", "unit", "train", "dev", "test", "notes",
                   title="BLURB data: ours / paper (* deviation)", show_lines=False)
     style = {"ok": "green", "proxy": "yellow", "missing": "red", "excluded": "dim"}
-    for name in registry.tasks():  # the paper's order (the metrics file's keys are sorted)
+    for name in tasks.all_tasks():  # the paper's order (the metrics file's keys are sorted)
         e = metrics["datasets"][name]
         status = f"[{style[e['status']]}]{e['status']}[/]"
         table.add_row(name, status, e["unit"], *(_cell(e, s) for s in SPLITS), _note(e))

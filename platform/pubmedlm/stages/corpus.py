@@ -15,9 +15,9 @@ from pubmedlm.config import Config
 from pubmedlm.corpus.build import build_corpus
 from pubmedlm.corpus.exclusion import blurb_test_root, load_exclusion
 from pubmedlm.corpus.inputs import resolve_inputs
+from pubmedlm.infra.tracking import stage_run
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
-from pubmedlm.tracking import stage_run
 
 STAGE = "corpus"
 

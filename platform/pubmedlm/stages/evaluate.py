@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.blurb.published import comparison_table
 from pubmedlm.blurb.score import blurb_score
 from pubmedlm.config import Config
-from pubmedlm.finetune.plan import NOT_COMPARABLE
 from pubmedlm.project import data_dir, metrics_path, project_root, reports_dir, write_json
 from pubmedlm.stages import StageResult
 
@@ -70,7 +70,7 @@ def markdown(summary: dict[str, Any], name: str) -> str:
 def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: Path | None = None,
              name: str | None = None, experiment: str | None = None) -> StageResult:
     from pubmedlm.finetune.plan import model_label
-    from pubmedlm.tracking import stage_run
+    from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
     finetune_dir = (out_base / "finetune") if out_base else data_dir("finetune", root)

@@ -1,7 +1,7 @@
 """The `finetune` stage, one per task: the tuned configuration trained with N seeds
 (`finetune.seeds`; paper: 10 for BIOSSES, BioASQ, PubMedQA, 5 for the rest), each scored on dev
 and test, test reported as mean ± std over the seeds, every seed's predictions kept, and the
-best-dev seed's model saved in HF format for the registry.
+best-dev seed's model saved in HF format for the tasks.
 
 Seeds run as Ray tasks with one worker's resources (several at once when the machine has room),
 each an MLflow child run of the task's parent run (opened by `tune`). A seed's finished work is
@@ -25,73 +25,16 @@ from typing import Any
 from pubmedlm.config import Config
 from pubmedlm.finetune import plan
 from pubmedlm.finetune.features import FinetuneError
+from pubmedlm.finetune.seeds import SEED_RESULT, seed_worker
 from pubmedlm.project import atomic_dir, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
 
 STAGE = "finetune"
 SECTIONS = ("finetune", "tune")
-RESULT = "result.json"
-
-
-def _prediction_value(value: Any) -> Any:
-    return sorted(value) if isinstance(value, frozenset) else value
-
-
-def _write_predictions(path: Path, rows: list[dict], preds: list[Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for row, pred in zip(rows, preds, strict=True):
-            f.write(json.dumps({"id": row["id"], "prediction": _prediction_value(pred)}, ensure_ascii=False) + "\n")
-
-
-def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: int, index: int, out: str,
-                tracking: dict[str, str]) -> dict[str, Any]:
-    """Train and score one seed (runs as a Ray task); writes predictions, model and result.json to `out`."""
-    import torch
-
-    from pubmedlm.finetune.fit import HParams, Settings, device_for, fit, load_task, predict, score
-    from pubmedlm.serving import write_task_file
-    from pubmedlm.tracking import ChildRun
-
-    settings = Settings.from_dict(settings_dict)
-    hp = HParams.from_dict(hparams)
-    run = ChildRun(tracking["uri"], tracking["experiment_id"], tracking["parent_run_id"], f"seed {index}",
-                   params={**hp.as_dict(), "seed": seed},
-                   tags={"pubmedlm.kind": "seed", "pubmedlm.task": settings.task})
-    try:
-        data = load_task(settings)
-
-        def on_epoch(epoch: int, dev: float, stats: dict[str, float]) -> None:
-            run.log_metrics({"dev_score": dev, **stats}, step=epoch)
-            print(f"{settings.task} seed {index}: epoch {epoch}/{hp.epochs} dev {dev:.2f} "
-                  f"train loss {stats['train_loss']:.4f}", flush=True)
-
-        fitted = fit(data, hp, seed, settings, on_epoch)
-        device = device_for(settings)
-        folder = Path(out)
-        scores = {}
-        for split in ("dev", "test"):
-            preds = predict(fitted.model, data, split, settings, device)
-            scores[split] = score(data, split, preds)
-            _write_predictions(folder / "predictions" / split / f"{settings.task}.jsonl", data.splits[split].rows, preds)
-        fitted.model.save(folder / "model", data.codec.tokenizer)
-        write_task_file(folder / "model", settings.task, settings.codec, settings.precision)
-        result = {"index": index, "seed": seed, "dev_score": scores["dev"], "test_score": scores["test"],
-                  "dev_curve": fitted.dev_scores, "train_seconds": fitted.train_seconds, "steps": fitted.steps,
-                  "truncated_words": {s: e.truncated_words for s, e in data.splits.items()}, "run_id": run.run_id,
-                  "device": str(device), "torch_threads": torch.get_num_threads()}
-        write_json(folder / RESULT, result)
-        run.log_metrics({"test_score": scores["test"], "final_dev_score": scores["dev"]}, step=hp.epochs)
-    except Exception as e:
-        run.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
-        run.end("FAILED")
-        raise
-    run.end("FINISHED")
-    return result
 
 
 def _work_dir(cfg: Config, root: Path, settings: dict[str, Any], best: dict[str, Any]) -> Path:
-    from pubmedlm.ray_runtime import storage_path
+    from pubmedlm.infra.ray_runtime import storage_path
 
     gold = Path(settings["gold_dir"]) / best["task"]
     key = json.dumps({"settings": settings, "hparams": best["hparams"], "model": plan.content_id(best["model_path"]),
@@ -106,7 +49,7 @@ def _work_dir(cfg: Config, root: Path, settings: dict[str, Any], best: dict[str,
 def _train_seeds(cfg: Config, root: Path, best: dict[str, Any], settings: dict[str, Any]) -> tuple[Path, list[dict]]:
     import ray
 
-    from pubmedlm.ray_runtime import init_ray
+    from pubmedlm.infra.ray_runtime import init_ray
 
     work = _work_dir(cfg, root, settings, best)
     n = cfg.finetune.seeds_for(best["task"])
@@ -117,8 +60,8 @@ def _train_seeds(cfg: Config, root: Path, best: dict[str, Any], settings: dict[s
     remote = ray.remote(seed_worker).options(num_cpus=res["cpu"], num_gpus=res.get("gpu", 0), max_retries=0)
     for k in range(n):
         folder = work / f"seed-{k}"
-        if (folder / RESULT).is_file():
-            done.append(json.loads((folder / RESULT).read_text()))
+        if (folder / SEED_RESULT).is_file():
+            done.append(json.loads((folder / SEED_RESULT).read_text()))
         else:
             pending.append(remote.remote(settings, best["hparams"], cfg.finetune.seed + k, k, str(folder), tracking))
     done += ray.get(pending)
@@ -133,8 +76,8 @@ def _summary(values: list[float]) -> dict[str, float]:
 def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
              out_base: Path | None = None) -> StageResult:
     """Fine-tune one task with its tuned configuration; `out_base` as in the tune stage."""
-    from pubmedlm.blurb import registry
-    from pubmedlm.tracking import stage_run
+    from pubmedlm.blurb import tasks
+    from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
     task = plan.check_task(task)
@@ -157,11 +100,11 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
         work, seeds = _train_seeds(cfg, root, best, settings)
         winner = max(seeds, key=lambda r: (r["dev_score"], -r["index"]))
         results = {
-            "task": task, "paper_name": registry.get(task).paper_name, "status": "ok", "model": best["model"],
+            "task": task, "paper_name": tasks.get(task).paper_name, "status": "ok", "model": best["model"],
             "model_path": best["model_path"], "hparams": best["hparams"], "seeds": seeds,
             "test": _summary([r["test_score"] for r in seeds]), "dev": _summary([r["dev_score"] for r in seeds]),
             "best_seed": winner["index"], "flags": plan.flags(cfg, gold, task), "parent_run_id": best["parent_run_id"],
-            "metric": registry.get(task).metric,
+            "metric": tasks.get(task).metric,
         }
         with atomic_dir(out_dir) as tmp:
             for r in seeds:

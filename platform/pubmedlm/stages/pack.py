@@ -17,9 +17,9 @@ from rich.progress import Progress
 
 from pubmedlm.config import Config
 from pubmedlm.corpus.shards import iter_texts, shard_paths
-from pubmedlm.models import load_tokenizer, resolve_model
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.text.models import load_tokenizer, resolve_model
 from pubmedlm.train.packing import PackedWriter, SpecialIds, StreamPacker, id_dtype, nsp_instances, nsp_row
 
 STAGE = "pack"
@@ -81,7 +81,7 @@ def _pack_split(cfg: Config, tok, corpus: Path, split: str, out: Path, progress:
     cap = pc.max_sequences if split == "train" else None
     splitter = None
     if pc.nsp:
-        from pubmedlm.sentences import punkt
+        from pubmedlm.text.sentences import punkt
 
         splitter = punkt(project_root() / cfg.runtime.cache_dir, cfg.runtime.progress)
     task = progress.add_task(f"pack {split}", total=None)
@@ -108,7 +108,7 @@ def _pack_split(cfg: Config, tok, corpus: Path, split: str, out: Path, progress:
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
-    from pubmedlm.tracking import stage_run
+    from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
     corpus, vocab, out_dir = data_dir("corpus", root), data_dir("vocab", root), data_dir(STAGE, root)

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from pubmedlm.config import Config
-from pubmedlm.models import resolve_model
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.text.models import resolve_model
 from pubmedlm.train.packing import PackedSet
 from pubmedlm.train.pretraining import PretrainError, check_batching
 
@@ -43,8 +43,8 @@ def validate(cfg: Config, root: Path) -> dict:
     """All input checks, before any compute; returns facts the run needs."""
     from transformers import AutoConfig
 
-    from pubmedlm.models import load_tokenizer
     from pubmedlm.stages.pack import PACK_INFO
+    from pubmedlm.text.models import load_tokenizer
 
     if cfg.pretrain is None:
         raise PretrainError("params: the `pretrain` section is missing (see pipelines/profiles/paper.yaml)")
@@ -85,7 +85,7 @@ def validate(cfg: Config, root: Path) -> dict:
 
 def run_name(cfg: Config, root: Path) -> str:
     """Same recipe + same packed data -> same Ray run name -> a rerun resumes it."""
-    from pubmedlm.tracking import dvc_hash
+    from pubmedlm.infra.lineage import dvc_hash
 
     digest = hashlib.sha256()
     digest.update(json.dumps(cfg.section("pretrain"), sort_keys=True).encode())
@@ -99,7 +99,7 @@ def run_name(cfg: Config, root: Path) -> str:
 
 def unigram_baseline(cfg: Config, root: Path, tokenizer_path: str) -> float:
     """MLM accuracy of always predicting the most frequent training piece, on the held-out targets."""
-    from pubmedlm.models import load_tokenizer
+    from pubmedlm.text.models import load_tokenizer
     from pubmedlm.train.mlm import IGNORE, vocab_info
     from pubmedlm.train.pretraining import heldout_batches
 
@@ -142,8 +142,8 @@ def _trainer(cfg: Config, worker_cfg: dict, name: str, storage: str):
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
-    from pubmedlm.ray_runtime import init_ray, storage_path
-    from pubmedlm.tracking import stage_run, tracking_uri
+    from pubmedlm.infra.ray_runtime import init_ray, storage_path
+    from pubmedlm.infra.tracking import stage_run, tracking_uri
     from pubmedlm.train.ray_pretrain import HF_DIR
 
     root = project_root()

@@ -1,5 +1,5 @@
 """The `register` stage: the encoder and each dataset's fine-tuned model into the MLflow Model
-Registry, with their lineage, and promoted by the gate (`model_registry.gate`).
+Registry, with their lineage, and promoted by the gate (`registry.gate.gate`).
 
 | registered model | flavour | gate score |
 |---|---|---|
@@ -21,55 +21,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pubmedlm.config import Config
 from pubmedlm.finetune import plan
 from pubmedlm.finetune.features import FinetuneError
+from pubmedlm.infra.lineage import lineage_tags
 from pubmedlm.project import data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult
 
 STAGE = "register"
-SECTIONS = ("registry", "finetune")
+SECTIONS = ("register", "finetune")
 LINEAGE_PATHS = ("data/corpus", "data/vocab", "data/pretrain", "data/blurb_data")
-
-
-def lineage_hash(root: Path, rel: str) -> str | None:
-    """The DVC hash of a pipeline output: from dvc.lock when it lists it, else computed."""
-    from pubmedlm.tracking import dvc_hash
-
-    lock = root / "dvc.lock"
-    if lock.is_file():
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-        for stage in stages.values():
-            for out in stage.get("outs", []):
-                if out.get("path") == rel and out.get("md5"):
-                    return out["md5"]
-    path = root / rel
-    return dvc_hash(path) if path.exists() else None
 
 
 def stage_tags(uri: str, experiment: str, stage: str, prefix: str = "source.") -> dict[str, str]:
     """Tags starting with `prefix` of the latest finished run of a stage (e.g. its sources' sha256)."""
-    from pubmedlm.tracking import latest_stage_run
+    from pubmedlm.infra.tracking import latest_stage_run
 
     run = latest_stage_run(uri, experiment, stage)
     return {k: v for k, v in run.data.tags.items() if k.startswith(prefix)} if run else {}
-
-
-def _lineage(cfg: Config, root: Path, params_file: str | Path) -> dict[str, str]:
-    from pubmedlm.tracking import dvc_hash, git_state
-
-    tags = dict(git_state(root))
-    for rel in LINEAGE_PATHS:
-        h = lineage_hash(root, rel)
-        if h:
-            tags[f"dvc.{rel}"] = h
-    params = (Path(params_file) if Path(params_file).is_absolute() else root / params_file).resolve()
-    if params.is_file():
-        rel = params.relative_to(root).as_posix() if params.is_relative_to(root) else params.name
-        tags[f"dvc.{rel}"] = dvc_hash(params)
-    return tags
 
 
 def _score_line(r: dict[str, Any]) -> str:
@@ -78,7 +47,7 @@ def _score_line(r: dict[str, Any]) -> str:
 
 
 def _encoder_standing(summary: dict[str, Any]):
-    from pubmedlm.model_registry import Standing
+    from pubmedlm.registry.gate import Standing
 
     b = summary["blurb"]
     return Standing(b["blurb"], tuple(sorted(summary["datasets"])), partial=b["partial"], proxy=bool(b["proxies"]),
@@ -112,7 +81,7 @@ def _log_encoder(path: str) -> Any:
     from transformers import AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
-    from pubmedlm.models import load_tokenizer
+    from pubmedlm.text.models import load_tokenizer
 
     hf_logging.set_verbosity_error()
     model = AutoModelForMaskedLM.from_pretrained(path)
@@ -122,10 +91,10 @@ def _log_encoder(path: str) -> Any:
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
 
-    from pubmedlm.blurb import registry
-    from pubmedlm.model_registry import Standing, register_version
-    from pubmedlm.serving import log_task_model
-    from pubmedlm.tracking import stage_run, tracking_uri
+    from pubmedlm.blurb import tasks
+    from pubmedlm.infra.tracking import stage_run, tracking_uri
+    from pubmedlm.registry.gate import Standing, register_version
+    from pubmedlm.registry.serving import log_task_model
 
     root = project_root()
     eval_path = metrics_path("evaluate", root)
@@ -133,25 +102,25 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         raise FinetuneError(f"register: no BLURB evaluation ({eval_path}); run `pubmedlm evaluate` first")
     summary = json.loads(eval_path.read_text())
     finetune_dir = data_dir("finetune", root)
-    tasks = {}
+    by_task = {}
     for task in summary["datasets"]:
         r = json.loads((finetune_dir / task / "results.json").read_text())
         if not (finetune_dir / task / "model" / "pubmedlm_task.json").is_file():
             raise FinetuneError(f"register: {finetune_dir / task / 'model'} has no pubmedlm_task.json; "
                                 f"rerun `pubmedlm finetune --task {task}`")
-        tasks[task] = r
+        by_task[task] = r
     encoder = plan.resolve_encoder(cfg, root)
     label = summary.get("model") or plan.model_label(cfg.finetune.model)
     uri = tracking_uri(cfg, root)
     sources = stage_tags(uri, cfg.runtime.mlflow_experiment, "corpus")
     blurb_sources = stage_tags(uri, cfg.runtime.mlflow_experiment, "blurb_data")
-    lineage = _lineage(cfg, root, params_file)
-    prefix = cfg.registry.prefix
+    lineage = lineage_tags(root, LINEAGE_PATHS, params_file)
+    prefix = cfg.register_.prefix
     decisions: list[dict[str, Any]] = []
     with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
-        per_task = {f"score.{t}": _score_line(r) for t, r in tasks.items()}
+        per_task = {f"score.{t}": _score_line(r) for t, r in by_task.items()}
         b = summary.get("blurb")
-        if cfg.registry.encoder and b:
+        if cfg.register_.encoder and b:
             info = _log_encoder(encoder)
             standing = _encoder_standing(summary)
             tags = {"pubmedlm.kind": "encoder", "pubmedlm.model": label, "pubmedlm.encoder_path": Path(encoder).name,
@@ -162,8 +131,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
                                 [f"- {t}: {line}" for t, line in per_task.items()],
                                 "Capped (tiny profile) run: not comparable with the paper." if summary["not_comparable"] else "")
             decisions.append(register_version(info.model_uri, f"{prefix}-encoder", standing, tags=tags, description=desc))
-        if cfg.registry.tasks:
-            for task, r in tasks.items():
+        if cfg.register_.tasks:
+            for task, r in by_task.items():
                 info = log_task_model(finetune_dir / task / "model", task)
                 standing = Standing(r["test"]["mean"], (task,), proxy=r["flags"]["proxy"], capped=r["flags"]["capped"])
                 tags = {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.metric": r["metric"],
@@ -171,7 +140,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
                         "hparams": json.dumps(r["hparams"], sort_keys=True), "pubmedlm.task_run": r["parent_run_id"],
                         **({"blurb.score": f"{b['blurb']:.2f}", "blurb.label": b["label"]} if b else {}),
                         **lineage, **{k: v for k, v in blurb_sources.items()
-                                      if k.startswith(f"source.blurb/{registry.get(task).folder}/")},
+                                      if k.startswith(f"source.blurb/{tasks.get(task).folder}/")},
                         **_task_cost(root, task, r)}
                 desc = _description(f"{task} ({r['paper_name']}), {r['metric']}: test {_score_line(r)}",
                                     [f"- encoder: {label}", f"- hyperparameters: {json.dumps(r['hparams'], sort_keys=True)}",
@@ -196,4 +165,4 @@ def summary(result: StageResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["lineage_hash", "run", "stage_tags", "summary"]
+__all__ = ["run", "stage_tags", "summary"]

@@ -47,8 +47,9 @@ def _trials(root: Path, datasets: list[str]) -> dict[str, dict[str, Any]]:
 
 def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
     """Write the report into `out`; returns {"plots": {caption: file}, "runs": {file: run_id}, ...}."""
-    from pubmedlm import plots, reporting
-    from pubmedlm.tracking import latest_stage_run, training_history
+    from pubmedlm.infra.tracking import latest_stage_run, training_history
+    from pubmedlm.report import leaderboard as reporting
+    from pubmedlm.report import plots
     from pubmedlm.vocab.report import render_chart
 
     ours = reporting.discover(root)
@@ -97,7 +98,7 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
-    from pubmedlm.tracking import log_artifact_to, stage_run, tracking_uri
+    from pubmedlm.infra.tracking import log_artifact_to, stage_run, tracking_uri
 
     root = project_root()
     uri = tracking_uri(cfg, root)

@@ -42,8 +42,8 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
              out_base: Path | None = None, experiment: str | None = None) -> StageResult:
     """Search one task. `out_base` (default: the project's data/) holds tune/<task>/."""
     from pubmedlm.finetune.search import check_space, run_search
-    from pubmedlm.ray_runtime import init_ray, storage_path
-    from pubmedlm.tracking import stage_run
+    from pubmedlm.infra.ray_runtime import init_ray, storage_path
+    from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
     task = plan.check_task(task)

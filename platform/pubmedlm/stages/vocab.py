@@ -21,7 +21,7 @@ from typing import Any
 from pubmedlm.blurb import readers
 from pubmedlm.config import Config, ConfigError
 from pubmedlm.corpus.shards import iter_texts, shard_paths
-from pubmedlm.models import load_tokenizer
+from pubmedlm.infra.sources import MIRROR_ENV, mirror_root
 from pubmedlm.project import (
     atomic_dir,
     clear_stale,
@@ -31,8 +31,8 @@ from pubmedlm.project import (
     reports_dir,
     write_json,
 )
-from pubmedlm.sources import MIRROR_ENV, mirror_root
 from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.text.models import load_tokenizer
 from pubmedlm.vocab import fragmentation as frag
 from pubmedlm.vocab.report import render_chart, render_markdown
 from pubmedlm.vocab.train import save_tokenizer, train_vocab
@@ -85,7 +85,7 @@ def notes(metrics: dict[str, Any], mirror: Path | None) -> list[str]:
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
-    from pubmedlm.tracking import stage_run
+    from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
     corpus_dir, out_dir, report_dir = data_dir("corpus", root), data_dir(STAGE, root), reports_dir(STAGE, root)

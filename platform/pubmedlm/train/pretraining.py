@@ -119,20 +119,6 @@ def heldout_batches(packed: PackedSet, info: VocabInfo, prob: float, whole_words
     ]
 
 
-def optimizer_and_schedule(model: torch.nn.Module, cfg: dict, total_steps: int):
-    from transformers import get_linear_schedule_with_warmup
-
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith("bias") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-    # fused: one kernel over all parameters (BERT-base optimizer step 0.37 s -> 0.09 s on 2 CPU cores).
-    opt = torch.optim.AdamW(groups, lr=cfg["peak_lr"], betas=tuple(cfg["adam_betas"]), eps=cfg["adam_eps"], fused=True)
-    warmup = round(cfg["warmup_ratio"] * total_steps)
-    return opt, get_linear_schedule_with_warmup(opt, warmup, total_steps)
-
-
 def save_state(folder: Path, model: torch.nn.Module, opt, sched, step: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(

@@ -17,6 +17,7 @@ import torch
 
 from pubmedlm.train.loop import Hooks, evaluate, train_steps
 from pubmedlm.train.mlm import MaskedLMLoss, vocab_info
+from pubmedlm.train.optim import optimizer_and_schedule
 from pubmedlm.train.packing import PackedSet
 from pubmedlm.train.pretraining import (
     PhaseData,
@@ -26,7 +27,6 @@ from pubmedlm.train.pretraining import (
     make_batch,
     measure_peak_flops,
     micro_batch_rows,
-    optimizer_and_schedule,
     save_state,
     seeded,
     train_flops_per_sequence,
@@ -46,7 +46,7 @@ class _Reporter:
         self.rank, self.device, self.heldout, self.tokenizer = rank, device, heldout, tokenizer
         self.logger = None
         if rank == 0 and cfg.get("run_id"):
-            from pubmedlm.tracking import RunLogger
+            from pubmedlm.infra.tracking import RunLogger
 
             self.logger = RunLogger(cfg["run_id"], cfg["tracking_uri"])
         self.tokens = 0
@@ -109,7 +109,7 @@ def pretrain_worker(cfg: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from pubmedlm.models import load_tokenizer
+    from pubmedlm.text.models import load_tokenizer
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -124,7 +124,9 @@ def pretrain_worker(cfg: dict[str, Any]) -> None:
                         ph["global_batch"], cfg["micro_batch"], world) for ph in p["phases"]]
     nsp = phases[0].train.token_type_ids is not None
     net = MaskedLMLoss(build_model(cfg["init"], p["model"], len(tokenizer), nsp, info.pad_id, p["seed"]))
-    opt, sched = optimizer_and_schedule(net, p, cfg["total_steps"])
+    opt, sched = optimizer_and_schedule(net, lr=p["peak_lr"], weight_decay=p["weight_decay"], betas=p["adam_betas"],
+                                        eps=p["adam_eps"], warmup_ratio=p["warmup_ratio"],
+                                        total_steps=cfg["total_steps"])
     start = 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:

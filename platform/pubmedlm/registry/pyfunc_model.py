@@ -3,6 +3,6 @@ copies this file into each logged model and runs it on load, so no pickled objec
 
 import mlflow.models
 
-from pubmedlm.serving import BlurbTaskModel
+from pubmedlm.registry.serving import BlurbTaskModel
 
 mlflow.models.set_model(BlurbTaskModel())

@@ -1,5 +1,5 @@
-"""Experiment tracking: stage runs, child runs and metric logging in MLflow (the registry side is
-`model_registry`, the pyfunc `serving`).
+"""Experiment tracking: stage runs, child runs and metric logging in MLflow (the Model Registry side
+is `pubmedlm.registry`; the hashes behind lineage tags are `infra.lineage`).
 
 Every stage runs inside `stage_run(stage, cfg)`: one MLflow run named after the stage, in the
 project's experiment, carrying the flattened params of the sections the stage depends on, its
@@ -16,10 +16,8 @@ Tracking URI: `MLFLOW_TRACKING_URI` if set, else `runtime.mlflow_uri`, else a SQ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 from pubmedlm import __version__
 from pubmedlm.config import Config
+from pubmedlm.infra.lineage import git_state, lineage_hash
 from pubmedlm.project import project_root
 
 
@@ -84,44 +83,6 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def git_state(root: Path) -> dict[str, str]:
-    """Commit and dirty flag of the code; 'unknown' outside a git checkout."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-            capture_output=True, text=True, check=True,
-        ).stdout
-        return {"git.commit": commit, "git.dirty": str(bool(status.strip())).lower()}
-    except (OSError, subprocess.CalledProcessError):
-        return {"git.commit": "unknown", "git.dirty": "unknown"}
-
-
-def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def dvc_hash(path: Path) -> str:
-    """The hash DVC 3 records for `path` in dvc.lock: md5 of a file's bytes, or for a folder the
-    md5 of its sorted (relpath, md5) listing with a `.dir` suffix."""
-    if path.is_file():
-        return _md5_file(path)
-    entries = [
-        {"md5": _md5_file(p), "relpath": p.relative_to(path).as_posix()}
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    ]
-    entries.sort(key=lambda e: e["relpath"])
-    listing = json.dumps(entries, sort_keys=True).encode()
-    return hashlib.md5(listing).hexdigest() + ".dir"
-
-
 class StageRun:
     """Handle passed to a stage while its MLflow run is active."""
 
@@ -154,7 +115,9 @@ class StageRun:
         tags = {}
         for p in paths:
             rel = p.resolve().relative_to(self.root).as_posix() if p.is_absolute() else p.as_posix()
-            tags[f"dvc.{rel}"] = dvc_hash(self.root / rel)
+            h = lineage_hash(self.root, rel)
+            if h:
+                tags[f"dvc.{rel}"] = h
         self.set_tags(tags)
 
 

@@ -140,7 +140,7 @@ def _validate(task: Task) -> None:
 
 
 @lru_cache(maxsize=1)
-def tasks() -> dict[str, Task]:
+def all_tasks() -> dict[str, Task]:
     """Every registry row, by id, in the paper's table order (read and validated once)."""
     text = resources.files("pubmedlm.resources").joinpath(RESOURCE).read_text(encoding="utf-8")
     out: dict[str, Task] = {}
@@ -156,7 +156,7 @@ def tasks() -> dict[str, Task]:
 @lru_cache(maxsize=1)
 def _by_name() -> dict[str, str]:
     names: dict[str, str] = {}
-    for task in tasks().values():
+    for task in all_tasks().values():
         for name in (task.id, task.paper_name, task.folder):
             if names.setdefault(name.lower(), task.id) != task.id:
                 raise RegistryError(f"{RESOURCE}: name {name!r} belongs to two tasks")
@@ -166,15 +166,15 @@ def _by_name() -> dict[str, str]:
 def get(name: str) -> Task:
     """The task named by its id, paper name or mirror folder (case-insensitive)."""
     try:
-        return tasks()[_by_name()[name.lower()]]
+        return all_tasks()[_by_name()[name.lower()]]
     except KeyError:
-        raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(tasks())}") from None
+        raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(all_tasks())}") from None
 
 
 def name_aliases() -> dict[str, str]:
     """Every other name of a task (id, mirror folder) -> its paper name, for `score.canonical`."""
     out = {}
-    for task in tasks().values():
+    for task in all_tasks().values():
         for name in (task.id, task.folder):
             if name != task.paper_name:
                 out[name] = task.paper_name
@@ -182,5 +182,5 @@ def name_aliases() -> dict[str, str]:
 
 
 __all__ = [
-    "SPLITS", "TASK_TYPE_NAMES", "UNITS", "Deviation", "RegistryError", "Task", "get", "name_aliases", "tasks",
+    "SPLITS", "TASK_TYPE_NAMES", "UNITS", "Deviation", "RegistryError", "Task", "all_tasks", "get", "name_aliases",
 ]

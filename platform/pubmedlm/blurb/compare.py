@@ -115,11 +115,11 @@ def paired_bootstrap(task_id: str, gold_dir: Path, pred_a: Path, pred_b: Path, s
                      seed: int = 0) -> dict[str, float]:
     """A - B on `samples` resamples of the test rows both runs predicted, with the task's metric
     (HoC: abstracts resampled; a drawn abstract's sentences get ids of their own per draw)."""
-    from pubmedlm.blurb import registry
+    from pubmedlm.blurb import tasks
     from pubmedlm.blurb.normalized import read_jsonl
     from pubmedlm.blurb.predictions import _value, score_dataset
 
-    task = registry.get(task_id)
+    task = tasks.get(task_id)
     a, b = _read_predictions(pred_a), _read_predictions(pred_b)
     gold = [r for r in read_jsonl(gold_dir / task_id / "test.jsonl") if str(r["id"]) in a and str(r["id"]) in b]
     if not gold:

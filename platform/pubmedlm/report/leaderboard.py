@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.blurb.published import published
 from pubmedlm.blurb.score import TASK_TYPES, blurb_score, canonical
-from pubmedlm.finetune.plan import NOT_COMPARABLE
 
 
 @dataclass

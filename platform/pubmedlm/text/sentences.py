@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pubmedlm.sources import Catalog, resolve_inputs
+from pubmedlm.infra.sources import Catalog, resolve_inputs
 
 PUNKT_PREFIX = "nltk/tokenizers/punkt_tab/english/"
 

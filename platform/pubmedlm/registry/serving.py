@@ -34,7 +34,7 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from pubmedlm.blurb import registry
+from pubmedlm.blurb import tasks
 from pubmedlm.finetune import tagging
 from pubmedlm.finetune.features import CodecOptions, FinetuneError, TaskCodec
 
@@ -90,11 +90,11 @@ class TaskPredictor:
         import torch
 
         from pubmedlm.finetune.fit import Settings
-        from pubmedlm.models import load_tokenizer
+        from pubmedlm.text.models import load_tokenizer
 
         self.folder = Path(folder)
         task_id, options, trained_precision = read_task_file(self.folder)
-        self.task = registry.get(task_id)
+        self.task = tasks.get(task_id)
         tokenizer = load_tokenizer(str(self.folder))
         self.codec = TaskCodec(self.task, tokenizer, options)
         self.model = load_task_model(self.folder, self.codec)
@@ -186,7 +186,7 @@ def log_task_model(folder: Path, name: str) -> Any:
     from pubmedlm import __version__
 
     task_id, _, _ = read_task_file(folder)
-    task = registry.get(task_id)
+    task = tasks.get(task_id)
     if task.head == "token_classification":
         # `text` or `tokens`: either may be absent, which a signature cannot say without MLflow
         # silently dropping a misnamed column; `predict_table` checks the input itself.

@@ -1,4 +1,13 @@
-"""Shared fixtures: the data mirror, an isolated project root and MLflow store per test."""
+"""Shared fixtures: the data mirror, an isolated project root and MLflow store per test, the
+committed hermetic fixtures (tests/fixtures/), and the two test tiers.
+
+Tiers: a test is `integration` when it needs the data mirror (the `mirror` or `project` fixture,
+directly or through another fixture), a real server, a Ray cluster or dvc in a temporary repo
+(the `server`, `cluster`, `dvc` markers). `pytest_collection_modifyitems` marks those
+automatically, so the marker cannot be forgotten; every other test is hermetic and runs with
+PUBMEDLM_DATA_MIRROR pointing at an empty folder, so one that reaches for the mirror fails
+instead of passing on a machine that has it. `make test-fast` runs `-m "not integration"`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +22,39 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# What makes a test an integration test: these fixtures anywhere in its fixture closure, or these markers.
+INTEGRATION_FIXTURES = frozenset({"mirror", "project", "mlflow_server"})
+INTEGRATION_MARKERS = frozenset({"server", "cluster", "dvc"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs the mirror, a server, a cluster or dvc as `integration`."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            continue
+        fixtures = INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        markers = INTEGRATION_MARKERS.intersection(m.name for m in item.iter_markers())
+        if fixtures or markers:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_without_mirror(request: pytest.FixtureRequest,
+                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A hermetic test (not `integration`) sees PUBMEDLM_DATA_MIRROR as an empty folder: the
+    package's source resolution (and any subprocess it starts) finds nothing there and fails loudly."""
+    if request.node.get_closest_marker("integration") is not None:
+        yield
+        return
+    empty = tmp_path_factory.getbasetemp() / "no-mirror"
+    empty.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PUBMEDLM_DATA_MIRROR", str(empty))
+        yield
+
+
 def _mirror() -> Path:
     value = os.environ.get("PUBMEDLM_DATA_MIRROR") or str(REPO.parent / "shared" / "data")
     return Path(value).resolve()
@@ -20,11 +62,33 @@ def _mirror() -> Path:
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    """The real data mirror (PUBMEDLM_DATA_MIRROR, default ../shared/data). Tests need it."""
+    """The real data mirror (PUBMEDLM_DATA_MIRROR, default ../shared/data). Integration tests only
+    (requesting it marks a test `integration`); missing, it fails the test, never skips it."""
     path = _mirror()
     if not (path / "MANIFEST.tsv").is_file():
-        pytest.fail(f"data mirror not found at {path}: set PUBMEDLM_DATA_MIRROR")
+        pytest.fail(f"data mirror not found at {path}: set PUBMEDLM_DATA_MIRROR "
+                    "(or run the hermetic tier alone: make test-fast)")
     return path
+
+
+def fixture_abstracts(n: int | None = None) -> list[str]:
+    """The committed PubMed abstracts (tests/fixtures/corpus/), newlines as spaces like `ohsumed_docs`."""
+    import json
+
+    path = FIXTURES / "corpus" / "ohsumed_abstracts.jsonl"
+    with open(path, encoding="utf-8") as f:
+        texts = [json.loads(line)["text"].replace("\n", " ") for line in f if line.strip()]
+    if n is not None and n > len(texts):
+        raise ValueError(f"{path} holds {len(texts)} abstracts, {n} asked for")
+    return texts[:n]
+
+
+def fixture_rows(task: str, split: str) -> list[dict]:
+    """Normalized rows of a committed BLURB split (tests/fixtures/blurb_data/<task>/<split>.jsonl)."""
+    import json
+
+    with open(FIXTURES / "blurb_data" / task / f"{split}.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 @pytest.fixture
@@ -124,6 +188,13 @@ def prepare_blurb(root: Path, mirror: Path, params: dict) -> Path:
 def build_packed_project(root: Path, mirror: Path, pretrain: dict, docs: int = 1300) -> Path:
     """A project in `root` with a real corpus sample (OHSUMED abstracts), an in-domain vocab,
     64-token packed sequences and `pretrain` as its recipe, ready for `pubmedlm pretrain`."""
+    return pack_project(root, ohsumed_docs(mirror, docs), pretrain, heldout=100, mirror=mirror)
+
+
+def pack_project(root: Path, texts: list[str], pretrain: dict, heldout: int,
+                 mirror: Path | None = None) -> Path:
+    """`build_packed_project` on given texts (the last `heldout` held out); with `mirror` None the
+    environment's PUBMEDLM_DATA_MIRROR is left as it is (a hermetic test's empty one)."""
     import json
     import os
 
@@ -135,8 +206,7 @@ def build_packed_project(root: Path, mirror: Path, pretrain: dict, docs: int = 1
 
     corpus = root / "data" / "corpus"
     corpus.mkdir(parents=True)
-    texts = ohsumed_docs(mirror, docs)
-    cut = docs - 100
+    cut = len(texts) - heldout
     for split, chunk in (("train", texts[:cut]), ("heldout", texts[cut:])):
         with open(corpus / f"{split}-00000.jsonl", "w") as f:
             for i, text in enumerate(chunk):
@@ -148,8 +218,9 @@ def build_packed_project(root: Path, mirror: Path, pretrain: dict, docs: int = 1
     params["pretrain"] = pretrain
     params["runtime"].update(progress=False, num_workers=1, cpus_per_worker=2, micro_batch_size=8)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {"PUBMEDLM_PROJECT_ROOT": str(root), "PUBMEDLM_DATA_MIRROR": str(mirror),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    env = {"PUBMEDLM_PROJECT_ROOT": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    if mirror is not None:
+        env["PUBMEDLM_DATA_MIRROR"] = str(mirror)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -2,14 +2,13 @@
 
 `entity_f1` calls seqeval (that is its definition), so its checks use hand-computed values and
 an independent span extractor written here; the other metrics are computed in the package and
-checked against the libraries on golden inputs and on the real test files (gold vs a perturbed
-copy)."""
+checked against the libraries on golden inputs and on real BLURB rows (gold vs a perturbed copy;
+the committed fixtures, tests/fixtures/blurb_data: hermetic)."""
 
 from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import pytest
 from scipy.stats import pearsonr
@@ -17,8 +16,13 @@ from seqeval.metrics import f1_score as seqeval_f1
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from conftest import fixture_rows
 from pubmedlm.blurb import metrics
-from pubmedlm.blurb.readers import gold_labels, instances
+
+
+def _rows(task: str) -> list[dict]:
+    """Every fixture row of a dataset (train, dev and test: all real rows, more cases than one split)."""
+    return [r for split in ("train", "dev", "test") for r in fixture_rows(task, split)]
 
 # ---- entity_f1 -------------------------------------------------------------------------------
 
@@ -85,9 +89,8 @@ def _perturb_iob2(sentences: list[list[str]], rng: random.Random) -> list[list[s
     return out
 
 
-@pytest.mark.parametrize("name", ["BC5CDR-chem", "NCBI-disease"])
-def test_entity_f1_on_real_test_file_matches_independent_count(name: str, mirror: Path) -> None:
-    gold = gold_labels(name, "test", mirror)
+def test_entity_f1_on_real_rows_matches_independent_count() -> None:
+    gold = [r["tags"] for r in _rows("NCBI-disease")]
     pred = _perturb_iob2(gold, random.Random(0))
     g, p = _strict_spans(gold), _strict_spans(pred)
     expected = 2 * len(g & p) / (len(g) + len(p))
@@ -130,8 +133,8 @@ def test_pico_absent_class_scores_zero_like_sklearn() -> None:
     assert ref == pytest.approx(1 / 3)
 
 
-def test_pico_on_real_test_file_matches_sklearn(mirror: Path) -> None:
-    gold = gold_labels("ebmnlp", "test", mirror)
+def test_pico_on_real_rows_matches_sklearn() -> None:
+    gold = [r["tags"] for r in _rows("EBM-PICO")]
     rng = random.Random(2)
     choices = ["O", "I-PAR", "I-INT", "I-OUT"]
     pred = [[rng.choice(choices) if rng.random() < 0.2 else t for t in s] for s in gold]
@@ -152,9 +155,9 @@ def test_micro_f1_excluding_hand_computed() -> None:
     assert metrics.micro_f1_excluding(["false"] * 3, ["false"] * 3, "false") == 0.0
 
 
-@pytest.mark.parametrize("name, negative, split", [("chemprot", "false", "dev"), ("DDI", "DDI-false", "test")])
-def test_micro_f1_excluding_on_real_file_matches_sklearn(name: str, negative: str, split: str, mirror: Path) -> None:
-    gold = gold_labels(name, split, mirror)
+@pytest.mark.parametrize("name, negative", [("ChemProt", "false"), ("DDI", "DDI-false")])
+def test_micro_f1_excluding_on_real_rows_matches_sklearn(name: str, negative: str) -> None:
+    gold = [r["label"] for r in _rows(name)]
     labels = sorted(set(gold))
     rng = random.Random(3)
     pred = [rng.choice(labels) if rng.random() < 0.3 else g for g in gold]
@@ -163,8 +166,8 @@ def test_micro_f1_excluding_on_real_file_matches_sklearn(name: str, negative: st
     assert metrics.micro_f1_excluding(gold, pred, negative) == pytest.approx(ref, abs=1e-12)
 
 
-def test_positive_f1_on_gad_matches_sklearn(mirror: Path) -> None:
-    gold = gold_labels("GAD", "test", mirror)
+def test_positive_f1_on_gad_matches_sklearn() -> None:
+    gold = [r["label"] for r in _rows("GAD")]
     rng = random.Random(4)
     pred = [("0" if g == "1" else "1") if rng.random() < 0.25 else g for g in gold]
     assert metrics.positive_f1(gold, pred) == pytest.approx(f1_score(gold, pred, pos_label="1"), abs=1e-12)
@@ -176,8 +179,8 @@ def test_positive_f1_on_gad_matches_sklearn(mirror: Path) -> None:
 # ---- pearson ---------------------------------------------------------------------------------
 
 
-def test_pearson_matches_scipy(mirror: Path) -> None:
-    gold = gold_labels("BIOSSES", "test", mirror)
+def test_pearson_matches_scipy() -> None:
+    gold = [r["score"] for r in _rows("BIOSSES")]
     rng = random.Random(5)
     pred = [g + rng.gauss(0, 1) for g in gold]
     assert metrics.pearson(gold, pred) == pytest.approx(pearsonr(gold, pred)[0], abs=1e-12)
@@ -204,13 +207,14 @@ def test_hoc_hand_computed_with_empty_abstracts() -> None:
     assert metrics.hoc_abstract_micro_f1([set(), set()], [set(), set()], ["1_s0", "2_s0"]) == 0.0
 
 
-def test_hoc_on_real_test_file_matches_sklearn(mirror: Path) -> None:
-    gold = gold_labels("HoC", "test", mirror)
-    ids = [inst.id for inst in instances("HoC", "test", mirror)]
+def test_hoc_on_real_rows_matches_sklearn() -> None:
+    rows = _rows("HoC")
+    gold = [frozenset(r["labels"]) for r in rows]
+    ids = [r["id"] for r in rows]
     rng = random.Random(6)
     pred = [frozenset(k for k in range(10) if (k in g) != (rng.random() < 0.05)) for g in gold]
     docs = sorted({i.split("_s")[0] for i in ids})
-    assert len(docs) == 371
+    assert len(docs) == len({r["doc_id"] for r in rows}) > 5 and len(ids) > 2 * len(docs)
 
     def per_abstract(sets):
         out = {d: set() for d in docs}
@@ -232,8 +236,8 @@ def test_abstract_id() -> None:
 # ---- accuracy --------------------------------------------------------------------------------
 
 
-def test_accuracy_matches_sklearn(mirror: Path) -> None:
-    gold = gold_labels("pubmedqa", "test", mirror)
+def test_accuracy_matches_sklearn() -> None:
+    gold = [r["label"] for r in _rows("PubMedQA")]
     rng = random.Random(7)
     pred = [rng.choice(["yes", "no", "maybe"]) if rng.random() < 0.4 else g for g in gold]
     assert metrics.accuracy(gold, pred) == pytest.approx(accuracy_score(gold, pred), abs=1e-12)

@@ -19,9 +19,28 @@ def _write(tmp_path: Path, data: dict) -> Path:
     return path
 
 
-def test_repo_params_is_the_tiny_profile() -> None:
-    cfg = load_config(REPO / "params.yaml")
-    assert cfg.corpus.inputs and cfg.vocab.vocab_size > 0
+def test_repo_params_is_the_tiny_profile_of_the_paper_recipe() -> None:
+    tiny = load_config(REPO / "params.yaml")
+    paper = load_config(REPO / "pipelines" / "profiles" / "paper.yaml")
+    # CPU-only, and every stage's work a small fraction of the paper's ...
+    assert tiny.runtime.gpus_per_worker == 0 and tiny.runtime.device in ("auto", "cpu")
+    assert tiny.vocab.vocab_size < paper.vocab.vocab_size
+    assert tiny.pretrain.model.hidden_size < paper.pretrain.model.hidden_size
+    assert tiny.pretrain.model.num_layers < paper.pretrain.model.num_layers
+
+    def tokens(cfg) -> int:
+        return sum(p.steps * p.global_batch * p.seq_len for p in cfg.pretrain.phases)
+
+    assert tokens(tiny) * 10_000 < tokens(paper)
+    assert tiny.tune.num_samples < paper.tune.num_samples
+    # ... and capped (its scores flagged not comparable), where the paper profile is not ...
+    assert tiny.finetune.max_train_examples and tiny.finetune.max_eval_examples and tiny.finetune.max_length
+    f = paper.finetune
+    assert (f.max_train_examples, f.max_eval_examples, f.max_length) == (None, None, None)
+    assert tiny.blurb_data.pico_proxy_from_dev and not paper.blurb_data.pico_proxy_from_dev
+    # ... through the same code path: the same stages, phases and benchmark datasets.
+    assert [p.seq_len for p in tiny.pretrain.phases] == [p.seq_len for p in paper.pretrain.phases]
+    assert tiny.finetune.datasets == paper.finetune.datasets == tiny.blurb_data.datasets
 
 
 def test_paper_profile_validates_and_matches_the_recipe() -> None:

@@ -1,6 +1,7 @@
-"""Fine-tuning encodings on the real BLURB files: tagging schemes against seqeval, first-piece
-alignment against the tokenizer's word ids, oracle outputs decoding back to the gold, RE dummy
-tokens, QA truncation, and the checks that run before any compute."""
+"""Fine-tuning encodings on real BLURB rows (the committed fixtures, tests/fixtures/blurb_data):
+tagging schemes against seqeval, first-piece alignment against the tokenizer's word ids, oracle
+outputs decoding back to the gold, RE dummy tokens and entity markers, QA truncation, and the
+checks that run before any compute. Hermetic: no data mirror."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.metrics.v1 import Entities
 from seqeval.scheme import IOBES
 
-from pubmedlm.blurb import normalized, tasks
+from conftest import fixture_rows
+from pubmedlm.blurb import tasks
 from pubmedlm.blurb.metrics import entity_f1
 from pubmedlm.config import ConfigError, load_config
 from pubmedlm.finetune import tagging
@@ -22,20 +24,14 @@ from pubmedlm.finetune.features import IGNORE, CodecOptions, FinetuneError, Task
 from pubmedlm.finetune.heads import build_model, check_model, load_checked_tokenizer
 from pubmedlm.text.models import load_tokenizer, minilm_path
 
-NER_FILE = "blurb/NCBI-disease/train.tsv"
+
+def _ner_tags() -> list[list[str]]:
+    """NCBI-disease train sentences; the cut keeps some where a mention directly follows another."""
+    return [r["tags"] for r in fixture_rows("NCBI-disease", "train")]
 
 
-def _rows(mirror: Path, name: str, split: str = "dev") -> list[dict]:
-    task = tasks.get(name)
-    return normalized.read_split(task, split, [mirror / p for p in task.files[split]])
-
-
-def _ner_tags(mirror: Path) -> list[list[str]]:
-    return [r["tags"] for r in normalized.read_conll(mirror / NER_FILE, "train", ("B", "I", "O"))]
-
-
-def test_bioul_and_bio_round_trip_exactly_and_match_seqeval_iobes(mirror: Path) -> None:
-    gold = _ner_tags(mirror)
+def test_bioul_and_bio_round_trip_exactly_and_match_seqeval_iobes() -> None:
+    gold = _ner_tags()
     bioul = [tagging.convert(t, "BIOUL") for t in gold]
     assert [tagging.convert(t, "BIO") for t in bioul] == gold
     assert entity_f1(gold, [tagging.convert(t, "BIO") for t in bioul]) == 1.0
@@ -48,8 +44,8 @@ def test_bioul_and_bio_round_trip_exactly_and_match_seqeval_iobes(mirror: Path) 
     assert sum(t.count("U") for t in bioul) > 0 and sum(t.count("L") for t in bioul) > 0
 
 
-def test_io_loses_only_adjacent_mentions(mirror: Path) -> None:
-    gold = _ner_tags(mirror)
+def test_io_loses_only_adjacent_mentions() -> None:
+    gold = _ner_tags()
     back = [tagging.convert(tagging.convert(t, "IO"), "BIO") for t in gold]
     adjacent = sum(1 for t in gold for a, b in itertools.pairwise(t) if a in ("B", "I") and b == "B")
     changed = sum(1 for g, b in zip(gold, back, strict=True) if g != b)
@@ -60,13 +56,13 @@ def test_io_loses_only_adjacent_mentions(mirror: Path) -> None:
 
 @pytest.mark.parametrize(("name", "scheme"), [("NCBI-disease", "BIO"), ("NCBI-disease", "BIOUL"),
                                               ("NCBI-disease", "IO"), ("EBM-PICO", "BIO")])
-def test_first_pieces_follow_word_ids_and_oracle_logits_decode_to_gold(mirror: Path, name: str, scheme: str) -> None:
+def test_first_pieces_follow_word_ids_and_oracle_logits_decode_to_gold(name: str, scheme: str) -> None:
     task = tasks.get(name)
-    rows = _rows(mirror, name)[:300]
+    rows = fixture_rows(name, "dev")
     codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(tagging=scheme))
     enc = codec.encode(rows)
     tok = load_tokenizer("minilm")
-    for row, item, first in zip(rows[:50], enc.inputs, enc.first_pieces, strict=False):
+    for row, item, first in zip(rows, enc.inputs, enc.first_pieces, strict=True):
         word_ids = tok(row["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length).word_ids()
         expected = [word_ids.index(w) if w in word_ids else -1 for w in range(len(row["tokens"]))]
         assert first == expected
@@ -83,14 +79,14 @@ def test_first_pieces_follow_word_ids_and_oracle_logits_decode_to_gold(mirror: P
     preds = codec.decode(enc, outputs)
     gold = [r["tags"] for r in rows]
     if scheme == "IO" and task.task_type == "ner":
-        assert entity_f1(gold, preds) > 0.98  # adjacent mentions merge under IO (see above)
+        assert 0.8 < entity_f1(gold, preds) < 1.0  # adjacent mentions merge under IO (the cut holds some)
     else:
         assert preds == gold
 
 
-def test_relation_dummy_tokens_are_single_special_pieces_and_entity_start_finds_them(mirror: Path) -> None:
+def test_relation_dummy_tokens_are_single_special_pieces_and_entity_start_finds_them() -> None:
     task = tasks.get("GAD")
-    rows = _rows(mirror, "GAD")[:100]
+    rows = fixture_rows("GAD", "dev")
     codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_pooling="entity_start"))
     enc = codec.encode(rows)
     ids = {codec.tokenizer.convert_tokens_to_ids(t) for t in task.input["entity_tokens"]}
@@ -107,14 +103,12 @@ def test_relation_dummy_tokens_are_single_special_pieces_and_entity_start_finds_
 
 
 @pytest.fixture(scope="module")
-def ddi_rows(mirror: Path) -> list[dict]:
-    """DDI dev rebuilt from the raw corpus: masked text plus the unmasked sentence and mention spans."""
-    from pubmedlm.blurb import ddi
-    from pubmedlm.blurb.normalized import relation_rows
-
-    task = tasks.get("DDI")
-    tarball, split_list = (mirror / p for p in task.raw["dev"])
-    return relation_rows(ddi.convert_ddi(tarball, split_list), task.labels, "ddi")[:400]
+def ddi_rows() -> list[dict]:
+    """DDI rows as blurb-data writes them from the raw corpus: masked text plus the unmasked
+    sentence and mention spans."""
+    rows = [r for split in ("train", "dev", "test") for r in fixture_rows("DDI", split)]
+    assert all("entities" in r for r in rows)
+    return rows
 
 
 @pytest.mark.parametrize("pooling", ["cls", "entity_start"])
@@ -143,13 +137,13 @@ def test_relation_entity_markers_and_original_text(ddi_rows: list[dict], pooling
             for p, (s, e) in zip(o["entity_pos"], ((s1, e1), (s2, e2)), strict=True):
                 assert p == 0 or (offsets[p][0] < e and offsets[p][1] > s)
                 found += p != 0
-    assert checked > 300
-    assert pooling == "cls" or found > 600  # positions on mentions, not the [CLS] fallback
+    assert checked > 0.75 * len(ddi_rows)
+    assert pooling == "cls" or found > 1.5 * len(ddi_rows)  # positions on mentions, not the [CLS] fallback
 
 
-def test_qa_truncates_the_context_never_the_question(mirror: Path) -> None:
+def test_qa_truncates_the_context_never_the_question() -> None:
     task = tasks.get("PubMedQA")
-    rows = _rows(mirror, "PubMedQA", "test")[:40]
+    rows = fixture_rows("PubMedQA", "test")
     codec = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(max_length=64))
     enc = codec.encode(rows)
     tok = codec.tokenizer
@@ -158,7 +152,7 @@ def test_qa_truncates_the_context_never_the_question(mirror: Path) -> None:
         question = tok(row["question"])["input_ids"][1:-1]
         assert item["input_ids"][1:1 + len(question)] == question
     hoc = TaskCodec(tasks.get("HoC"), load_tokenizer("minilm"), CodecOptions())
-    rows = _rows(mirror, "HoC")[:50]
+    rows = fixture_rows("HoC", "dev")
     targets = hoc.encode(rows).inputs
     assert [sorted(int(hoc.labels[j]) for j, v in enumerate(t["label"]) if v) for t in targets] == \
         [sorted(r["labels"]) for r in rows]
@@ -201,12 +195,14 @@ def test_empty_search_spaces_are_config_errors(tmp_path: Path) -> None:
             load_config(params, [override])
 
 
-def test_unknown_dataset_is_a_clear_cli_error(project: Path) -> None:
+def test_unknown_dataset_is_a_clear_cli_error(tmp_path: Path) -> None:
+    import os
     import subprocess
     import sys
 
-    (project / "params.yaml").write_text(yaml.safe_dump({"corpus": {"inputs": ["x"]}}), encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "pubmedlm.cli", "tune", "--task", "NCBI"], cwd=project,
-                         capture_output=True, text=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"corpus": {"inputs": ["x"]}}), encoding="utf-8")
+    env = {**os.environ, "PUBMEDLM_PROJECT_ROOT": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
+    out = subprocess.run([sys.executable, "-m", "pubmedlm.cli", "tune", "--task", "NCBI"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env)
     assert out.returncode == 2
     assert "unknown BLURB dataset 'NCBI'" in out.stderr and "NCBI-disease" in out.stderr

@@ -23,3 +23,16 @@ def test_console_script_help() -> None:
     )
     for command in ("corpus", "vocab", "params", "sources"):
         assert command in out.stdout
+
+
+def test_integration_tests_are_marked_without_being_told() -> None:
+    """A test that takes the mirror (directly or through another fixture) or carries the dvc /
+    server / cluster marker is selected by `-m integration`; the rest are hermetic."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "-p", "no:xdist", "-m", "integration", "tests/test_sources.py", "tests/test_tracking.py"],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    picked = {line.split("::")[-1] for line in out.stdout.splitlines() if "::" in line}
+    assert picked == {"test_builtin_catalog_declares_every_manifest_file",  # the mirror fixture, no marker written
+                      "test_dvc_hash_equals_what_dvc_records",  # @pytest.mark.dvc
+                      "test_stage_run_arrives_at_mlflow_server_over_http"}  # server marker and the project fixture
+    assert "(9 deselected)" in out.stdout, out.stdout[-300:]  # the hermetic rest of the two modules

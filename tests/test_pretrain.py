@@ -1,6 +1,7 @@
-"""Pretraining: masking on real text, bad input before compute, and real Ray Train runs (loss falls
-and beats the unigram baseline; 2-worker DDP equals 1 worker accumulating; SIGKILL of a worker
-resumes from the last checkpoint to the same final weights)."""
+"""Pretraining: masking on real text and bad input before compute (hermetic: the committed
+abstracts), and real Ray Train runs on the mirror's corpus sample (loss falls and beats the unigram
+baseline; 2-worker DDP equals 1 worker accumulating; SIGKILL of a worker resumes from the last
+checkpoint to the same final weights)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import psutil
 import pytest
 import torch
 
-from conftest import build_packed_project, ohsumed_docs
+from conftest import build_packed_project, fixture_abstracts, ohsumed_docs, pack_project
 from pubmedlm.config import load_config
 from pubmedlm.text.models import load_tokenizer
 from pubmedlm.train.mlm import IGNORE, vocab_info, whole_word_mask
@@ -38,6 +39,12 @@ TINY = {
 def packed(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
     """A project with a real corpus sample, an in-domain vocab and packed 64-token sequences."""
     return build_packed_project(tmp_path_factory.mktemp("pretrain"), mirror, TINY)
+
+
+@pytest.fixture
+def small_packed(tmp_path: Path) -> Path:
+    """`packed` in small and hermetic: the 200 committed abstracts (20 held out), a 2000-entry vocab."""
+    return pack_project(tmp_path / "small", fixture_abstracts(200), TINY, heldout=20)
 
 
 def _run_stage(root: Path, mirror: Path, *overrides: str, wait: bool = True,
@@ -75,10 +82,10 @@ def _loss_history(root: Path, run_name: str = "pretrain") -> list[tuple[int, flo
 # ---- masking: pure, on real text ---------------------------------------------------------------
 
 
-def test_whole_word_masking_masks_whole_words_only(mirror: Path) -> None:
+def test_whole_word_masking_masks_whole_words_only() -> None:
     tok = load_tokenizer("minilm")
     info = vocab_info(tok)
-    texts = [" ".join(d.split()[:60]) for d in ohsumed_docs(mirror, 16)]
+    texts = [" ".join(d.split()[:60]) for d in fixture_abstracts(16)]
     enc = tok(texts, padding="max_length", max_length=96, truncation=True, return_tensors="pt")
     for seed in range(5):
         masked, labels = whole_word_mask(enc["input_ids"], info, 0.15, torch.Generator().manual_seed(seed))
@@ -105,9 +112,11 @@ def _cfg(root: Path, *overrides: str):
     return load_config(root / "params.yaml", list(overrides))
 
 
-def test_bad_input_is_refused_before_compute(packed: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_bad_input_is_refused_before_compute(small_packed: Path, monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
     from pubmedlm.stages.pretrain import validate
 
+    packed = small_packed
     monkeypatch.setenv("PUBMEDLM_PROJECT_ROOT", str(packed))
     validate(_cfg(packed), packed)  # the fixture's config is fine
     with pytest.raises(PretrainError, match=r"global_batch 16 is not divisible by workers × micro-batch = 1 × 6"):

@@ -1,16 +1,23 @@
-"""Sources: declared with URL + sha256, read from the mirror or downloaded, always verified."""
+"""Sources: declared with URL + sha256, read from the mirror or downloaded, always verified.
+
+Hermetic, on a folder laid out like the mirror in tmp (real bytes: the committed fixtures), a
+catalog written here and a real HTTP server on localhost; one integration test checks the
+built-in catalog against the real mirror's MANIFEST.tsv and files."""
 
 from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import http.server
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from conftest import FIXTURES
 from pubmedlm.infra.sources import (
     MIRROR_ENV,
     Catalog,
@@ -36,7 +43,25 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server.shutdown()
 
 
-def test_builtin_catalog_declares_every_manifest_file(mirror: Path) -> None:
+def _sha256(path: Path) -> str:
+    """Independent of the package's hashing."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def fake_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder laid out like the data mirror, holding real BLURB rows at a few paths; MIRROR_ENV points at it."""
+    root = tmp_path / "mirror"
+    for rel, fixture in (("blurb/BIOSSES/test.jsonl", "BIOSSES/test.jsonl"), ("blurb/BIOSSES/dev.jsonl", "BIOSSES/dev.jsonl"),
+                         ("extra/xml/b.jsonl", "GAD/dev.jsonl"), ("extra/xml/a.jsonl", "GAD/test.jsonl"),
+                         ("extra/xml/sub/c.jsonl", "GAD/train.jsonl"), ("extra/xmlother/d.jsonl", "HoC/dev.jsonl")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / "blurb_data" / fixture, root / rel)
+    monkeypatch.setenv(MIRROR_ENV, str(root))
+    return root
+
+
+def test_builtin_catalog_declares_every_manifest_file(mirror: Path, tmp_path: Path, monkeypatch) -> None:
     catalog = read_catalog()
     with open(mirror / "MANIFEST.tsv", encoding="utf-8") as f:
         manifest = {r["path"]: r for r in csv.DictReader(f, delimiter="\t")}
@@ -49,22 +74,26 @@ def test_builtin_catalog_declares_every_manifest_file(mirror: Path) -> None:
             assert src.url == f"https://raw.githubusercontent.com/{repo}/{commit}/{source_path}"
         else:
             assert repo in src.url and commit in src.url
-
-
-def test_mirror_copy_is_verified(mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # and every mirror file verifies against its catalog entry, from the mirror (never the cache)
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    src = Catalog().get("blurb/BIOSSES/test.tsv")
-    assert resolve(src, tmp_path) == mirror / "blurb/BIOSSES/test.tsv"
+    for path, src in catalog.items():
+        assert resolve(src, tmp_path / "no-cache", progress=False) == mirror / path
 
 
-def test_wrong_sha256_names_file_and_both_hashes(mirror: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    real = Catalog().get("blurb/BIOSSES/test.tsv")
-    wrong = Source(real.path, real.url, "0" * 64)
+def test_mirror_copy_is_verified(fake_mirror: Path, tmp_path: Path) -> None:
+    path = fake_mirror / "blurb/BIOSSES/test.jsonl"
+    src = Source("blurb/BIOSSES/test.jsonl", "http://127.0.0.1:9/none", _sha256(path))
+    assert resolve(src, tmp_path / "cache") == path
+    assert not (tmp_path / "cache").exists(), "a verified mirror copy is used in place, not cached"
+
+
+def test_wrong_sha256_names_file_and_both_hashes(fake_mirror: Path, tmp_path: Path) -> None:
+    actual = _sha256(fake_mirror / "blurb/BIOSSES/test.jsonl")
+    wrong = Source("blurb/BIOSSES/test.jsonl", "http://127.0.0.1:9/none", "0" * 64)
     with pytest.raises(SourceError) as err:
         resolve(wrong, tmp_path)
     msg = str(err.value)
-    assert "blurb/BIOSSES/test.tsv" in msg and "0" * 64 in msg and real.sha256 in msg
+    assert "blurb/BIOSSES/test.jsonl" in msg and "0" * 64 in msg and actual in msg
 
 
 def test_offline_without_mirror_says_how_to_set_one(tmp_path: Path, monkeypatch) -> None:
@@ -115,24 +144,24 @@ def test_catalog_row_errors_name_the_row(tmp_path: Path) -> None:
         read_catalog(bad)
 
 
-def test_resolve_inputs_expands_folders_and_takes_local_files(mirror: Path, tmp_path: Path, monkeypatch) -> None:
+def test_resolve_inputs_expands_folders_and_takes_local_files(fake_mirror: Path, tmp_path: Path) -> None:
     from pubmedlm.config import SourceSpec
     from pubmedlm.infra.sources import resolve_inputs
 
-    monkeypatch.setenv(MIRROR_ENV, str(mirror))
+    catalog = tmp_path / "extra.sources.tsv"
+    declared = ("extra/xml/b.jsonl", "extra/xml/sub/c.jsonl", "extra/xml/a.jsonl", "extra/xmlother/d.jsonl")
+    catalog.write_text("path\turl\tsha256\tbytes\n" + "".join(
+        f"{p}\thttp://127.0.0.1:9/{p}\t{_sha256(fake_mirror / p)}\t\n" for p in declared))
     own = tmp_path / "mine.txt"
     own.write_text("my corpus\n")
-    biosses = Catalog().get("blurb/BIOSSES/dev.tsv")
-    inline = SourceSpec(path=biosses.path, url=biosses.url, sha256=biosses.sha256)
-    got = resolve_inputs(["corpus/pubmed_xml/", str(own), inline], Catalog(), tmp_path / "c", False)
-    assert [i.label for i in got] == [
-        "corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz",
-        "corpus/pubmed_xml/pubmed-29768149.xml",
-        "corpus/pubmed_xml/test_current_medline.xml.gz",
-        "corpus/pubmed_xml/updatefiles/pubmed26n1335.xml.gz",
-        str(own),
-        "blurb/BIOSSES/dev.tsv",
-    ]
-    assert got[4].sha256 == sha256_file(own)
+    biosses = fake_mirror / "blurb/BIOSSES/dev.jsonl"
+    inline = SourceSpec(path="blurb/BIOSSES/dev.jsonl", url="http://127.0.0.1:9/dev", sha256=_sha256(biosses))
+    got = resolve_inputs(["extra/xml/", str(own), inline], Catalog([catalog]), tmp_path / "c", False)
+    # a folder: every declared file under it (not a sibling sharing its prefix), in path order
+    assert [i.label for i in got] == ["extra/xml/a.jsonl", "extra/xml/b.jsonl", "extra/xml/sub/c.jsonl", str(own),
+                                      "blurb/BIOSSES/dev.jsonl"]
+    assert [i.path for i in got] == [fake_mirror / "extra/xml/a.jsonl", fake_mirror / "extra/xml/b.jsonl",
+                                     fake_mirror / "extra/xml/sub/c.jsonl", own, biosses]
+    assert got[3].sha256 == _sha256(own) and got[0].sha256 == _sha256(fake_mirror / "extra/xml/a.jsonl")
     with pytest.raises(SourceError, match="input 'corpus/nothing' is neither declared"):
         resolve_inputs(["corpus/nothing"], Catalog(), tmp_path, False)

@@ -1,8 +1,10 @@
-"""Tracking: lineage helpers against DVC itself, and a stage run arriving at a real MLflow server."""
+"""Tracking: lineage helpers against git and DVC themselves, and a stage run arriving at a real
+MLflow server."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -12,7 +14,7 @@ import pytest
 
 from conftest import REPO
 from pubmedlm.config import load_config
-from pubmedlm.infra.lineage import dvc_hash
+from pubmedlm.infra.lineage import dvc_hash, git_state
 from pubmedlm.infra.tracking import flatten, tracking_uri
 
 
@@ -20,6 +22,33 @@ def _dvc(*args: str, cwd: Path) -> str:
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
 
+def _git(*args: str, cwd: Path) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "PATH": os.environ.get("PATH", ""), "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_git_state_is_the_checkout_head_and_its_dirty_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # never find a checkout above tmp_path
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert git_state(outside) == {"git.commit": "unknown", "git.dirty": "unknown"}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git("init", "-q", cwd=repo)
+    (repo / "code.py").write_text("x = 1\n")
+    _git("add", "code.py", cwd=repo)
+    _git("commit", "-qm", "one", cwd=repo)
+    head = _git("rev-parse", "HEAD", cwd=repo)
+    assert len(head) == 40
+    assert git_state(repo) == {"git.commit": head, "git.dirty": "false"}
+    (repo / "outputs.txt").write_text("untracked outputs do not make the code dirty\n")
+    assert git_state(repo)["git.dirty"] == "false"
+    (repo / "code.py").write_text("x = 2\n")
+    assert git_state(repo) == {"git.commit": head, "git.dirty": "true"}
+
+
+@pytest.mark.dvc
 def test_dvc_hash_equals_what_dvc_records(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     _dvc("init", "-q", cwd=tmp_path)
@@ -55,9 +84,15 @@ def test_stage_run_arrives_at_mlflow_server_over_http(project: Path, mlflow_serv
     from pubmedlm.stages import corpus
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    (project / "README").write_text("a project under git: its runs carry the commit\n")
+    _git("init", "-q", cwd=project)
+    _git("add", "README", cwd=project)
+    _git("commit", "-qm", "project", cwd=project)
+    head = _git("rev-parse", "HEAD", cwd=project)
     cfg = load_config(
         REPO / "params.yaml",
         ["corpus.inputs=[corpus/pubmed_xml/test_current_medline.xml.gz]", "corpus.min_words=0",
+         "corpus.exclude_blurb_test=false",  # the point here is tracking, not the exclusion (needs blurb-data)
          "runtime.progress=false", "runtime.mlflow_experiment=http-check"],
     )
     result = corpus.run(cfg, params_file=REPO / "params.yaml")
@@ -73,8 +108,7 @@ def test_stage_run_arrives_at_mlflow_server_over_http(project: Path, mlflow_serv
     assert json.loads(params["corpus.inputs"]) == ["corpus/pubmed_xml/test_current_medline.xml.gz"]
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert tags["pubmedlm.stage"] == "corpus"
-    assert len(tags["git.commit"]) == 40 or tags["git.commit"] == "unknown"
-    assert tags["git.dirty"] in ("true", "false", "unknown")
+    assert tags["git.commit"] == head and tags["git.dirty"] == "false"
     sha = "ec236eba03fe9b51d5369a3a2c5c8403341eb83d696f0f0229b784ae8321e140"
     assert tags["source.corpus/pubmed_xml/test_current_medline.xml.gz.sha256"] == sha
     assert "pubmedlm.version" in tags

@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from pubmedlm.blurb import chemprot
+from pubmedlm.blurb import chemprot, tasks
 from pubmedlm.blurb.chemprot import compare_rows, convert_chemprot, mask_pair, sentence_spans
-from pubmedlm.blurb.readers import BlurbFormatError, RelationRow, read_relation_rows, relation_tsv_text
+from pubmedlm.blurb.formats import BlurbFormatError, RelationRow, relation_tsv_text
+from pubmedlm.blurb.normalized import read_relation_tsv
 from pubmedlm.text.sentences import punkt_from_dir
+
+
+def read_relation_rows(path: Path, split: str) -> list[RelationRow]:
+    """A ChemProt TSV through the reader blurb-data (and so the scores) use."""
+    return [RelationRow(r["id"], r["text"], r["label"])
+            for r in read_relation_tsv(path, split, tasks.get("ChemProt").labels)]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +33,7 @@ def splitter(mirror: Path):
 def test_dev_is_reproduced_byte_for_byte(raw: Path, splitter, mirror: Path) -> None:
     published_path = mirror / "blurb" / "chemprot" / "dev.tsv"
     rows = convert_chemprot(raw, "dev", splitter)
-    report = compare_rows(rows, read_relation_rows(published_path))
+    report = compare_rows(rows, read_relation_rows(published_path, "dev"))
     print(report.describe())
     assert report.rows == report.published == 11_268, report.describe()
     assert report.id_label_share == 1.0, report.describe()
@@ -36,7 +43,7 @@ def test_dev_is_reproduced_byte_for_byte(raw: Path, splitter, mirror: Path) -> N
 
 def test_missing_splits_are_rebuilt_with_the_papers_sizes(raw: Path, splitter, tmp_path: Path) -> None:
     written = chemprot.build_chemprot(raw, tmp_path, splitter, splits=("train", "test"))
-    train, test = (read_relation_rows(written[s]) for s in ("train", "test"))
+    train, test = (read_relation_rows(written[s], s) for s in ("train", "test"))
     assert (len(train), len(test)) == (18_035, 15_745)  # Gu et al., Table 2
     assert Counter(r.label for r in train) == {
         "false": 13_923, "CPR:4": 2_227, "CPR:3": 756, "CPR:9": 727, "CPR:6": 229, "CPR:5": 173}

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pubmedlm.blurb import normalized, tasks
-from pubmedlm.blurb.readers import BlurbFormatError
+from pubmedlm.blurb.formats import BlurbFormatError
 from pubmedlm.config import Config, load_config
 from pubmedlm.infra.sources import SourceError, sha256_file
 from pubmedlm.stages import blurb_data
@@ -163,6 +163,33 @@ def test_outputs_follow_the_schema(full: dict[str, Any]) -> None:
     ddi = normalized.read_jsonl(full["out"] / "DDI" / "dev.jsonl")
     assert ddi[0]["text"].endswith(" ")  # fields kept byte for byte
     assert (full["out"] / "config.yaml").is_file()
+
+
+def test_exports_for_corpus_and_vocab(full: dict[str, Any], mirror: Path) -> None:
+    """exports/: every prepared dataset's test documents, and model inputs of published splits only
+    (not ChemProt's converted train/test, not the EBM PICO proxy's carve: its whole dev file)."""
+    from pubmedlm.blurb import exports
+
+    out = full["out"]
+    docs = exports.read_test_documents(out)
+    by = {}
+    for d in docs:
+        by[d.dataset] = by.get(d.dataset, 0) + 1
+    assert by == {"BC5CDR-chem": 4_797, "NCBI-disease": 940, "JNLPBA": 3_856, "ebmnlp": 2 * 191, "chemprot": 800,
+                  "DDI": 191, "GAD": 534, "BIOSSES": 20, "HoC": 371, "pubmedqa": 500}  # sentences / abstracts
+    inputs = {p.relative_to(out / "exports/model_inputs").as_posix()
+              for p in (out / "exports/model_inputs").rglob("*.jsonl")}
+    assert {i for i in inputs if i.startswith(("chemprot", "ebmnlp", "DDI"))} == {
+        "chemprot/dev.jsonl", "ebmnlp/dev.jsonl", "ebmnlp/test.jsonl", "DDI/dev.jsonl", "DDI/test.jsonl"}
+    assert len(inputs) == 29
+    assert len(exports.read_model_inputs(out, "ebmnlp", "dev")) == 10_386  # sentences of the published dev.tsv
+    biosses = [row[1:3] for row in (line.split("\t") for line in
+               (mirror / "blurb/BIOSSES/test.tsv").read_text(encoding="utf-8").splitlines()[1:])]
+    assert exports.read_model_inputs(out, "BIOSSES", "test") == biosses
+    mentions = exports.read_ner_mentions(out)
+    assert {k: len(v) for k, v in mentions.items()} == {
+        "BC5CDR-chem": 5_203, "BC5CDR-disease": 4_182, "NCBI-disease": 5_134, "JNLPBA": 46_750}
+    assert "## Exports for the corpus and vocab stages" in (out / "README.md").read_text(encoding="utf-8")
 
 
 def test_sources_are_logged_to_mlflow(full: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from pubmedlm.blurb import chemprot, ddi, score, tasks
 from pubmedlm.blurb.metrics import METRICS
 from pubmedlm.blurb.published import published
-from pubmedlm.config import BLURB_DATASETS
+from pubmedlm.config import BlurbDataConfig, ConfigError, FinetuneConfig, load_config
 from pubmedlm.infra.sources import Catalog
 
 # docs/BLURB.md, "The 13 datasets": paper name -> (task type, train, dev, test, metric).
@@ -36,10 +36,42 @@ UNDECLARED = {
 }
 
 
-def test_all_13_datasets_in_config_order() -> None:
+def test_all_13_datasets_in_the_papers_order() -> None:
     table = tasks.all_tasks()
-    assert list(table) == BLURB_DATASETS
     assert [t.paper_name for t in table.values()] == list(PAPER) == list(score.DATASETS)
+
+
+def test_config_validates_dataset_lists_against_the_table(tmp_path) -> None:
+    ids = list(tasks.all_tasks())
+    assert BlurbDataConfig().datasets == FinetuneConfig().datasets == ids
+    params = tmp_path / "params.yaml"
+    params.write_text("corpus: {inputs: [x]}\nfinetune: {datasets: [GAD, SQuAD]}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(params)
+    message = str(err.value)
+    assert "finetune.datasets" in message and "unknown BLURB dataset(s) SQuAD" in message
+    assert f"known: {', '.join(ids)}" in message
+    with pytest.raises(ValueError, match="unknown: SQuAD"):
+        FinetuneConfig(seeds={"default": 2, "SQuAD": 3})
+
+
+def test_params_files_list_the_datasets_once() -> None:
+    """blurb_data.datasets holds the list; finetune.datasets (dvc.yaml's `foreach`) is its alias."""
+    import yaml
+
+    from conftest import REPO
+
+    def node(doc: yaml.Node, *keys: str) -> yaml.Node:
+        for key in keys:
+            doc = next(v for k, v in doc.value if k.value == key)
+        return doc
+
+    for name in ("params.yaml", "pipelines/profiles/paper.yaml"):
+        text = (REPO / name).read_text(encoding="utf-8")
+        doc = yaml.compose(text)
+        assert node(doc, "finetune", "datasets") is node(doc, "blurb_data", "datasets"), name  # one list
+        data = yaml.safe_load(text)
+        assert data["finetune"]["datasets"] == list(tasks.all_tasks()), name
 
 
 @pytest.mark.parametrize("task", tasks.all_tasks().values(), ids=lambda t: t.id)
@@ -54,11 +86,14 @@ def test_row_matches_the_paper(task: tasks.Task) -> None:
     assert task.paper_name in published().scores["PubMedBERT"]
 
 
-def test_task_types_group_like_the_blurb_score() -> None:
+def test_the_blurb_scores_grouping_is_the_papers() -> None:
+    # docs/BLURB.md: six task types in the paper's order, each with its datasets in table order.
     grouped: dict[str, list[str]] = {}
-    for task in tasks.all_tasks().values():
-        grouped.setdefault(task.type_name, []).append(task.paper_name)
+    for name, (type_name, *_counts) in PAPER.items():
+        grouped.setdefault(type_name, []).append(name)
     assert {k: tuple(v) for k, v in grouped.items()} == score.TASK_TYPES
+    assert list(score.TASK_TYPES) == ["NER", "PICO", "relation extraction", "sentence similarity",
+                                      "document classification", "question answering"]
 
 
 def test_label_sets_agree_with_the_converters_and_the_docs() -> None:

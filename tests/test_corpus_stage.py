@@ -1,5 +1,6 @@
 """The corpus stage end to end: counts on the real samples against an independent count, MEDLINE
-update semantics, BLURB exclusion, atomic failure, skip-bad-records accounting, determinism."""
+update semantics, BLURB exclusion (of the test documents blurb-data exports), atomic failure,
+skip-bad-records accounting, determinism."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from lxml import etree
 
 from conftest import REPO
+from pubmedlm.blurb.exports import read_test_documents
 from pubmedlm.config import Config, load_config
 from pubmedlm.corpus.build import build_corpus
 from pubmedlm.corpus.errors import CorpusError
@@ -61,14 +63,10 @@ def _lines(folder: Path, split: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def blurb(mirror: Path) -> BlurbExclusion:
-    return load_exclusion(mirror, 12, 2)
-
-
-@pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Iterator[tuple[Path, object]]:
-    """One real stage run on the tiny profile's inputs (the real samples), shared by the module."""
-    from pubmedlm.stages import corpus
+    """One real stage run on the tiny profile's inputs (the real samples), after blurb-data (whose
+    exported test documents it excludes), shared by the module."""
+    from pubmedlm.stages import blurb_data, corpus
 
     root = tmp_path_factory.mktemp("corpus-project")
     with pytest.MonkeyPatch.context() as mp:
@@ -78,7 +76,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Iterator[tu
         mp.chdir(root)
         cfg = load_config(REPO / "params.yaml", [f"corpus.inputs={json.dumps([*XML_INPUTS, OHSUMED])}",
                                                  "runtime.progress=false"])
+        blurb_data.run(cfg, params_file=REPO / "params.yaml")
         yield root, corpus.run(cfg, params_file=REPO / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def blurb(built) -> BlurbExclusion:
+    root, _ = built
+    return load_exclusion(read_test_documents(root / "data/blurb_data"), 12, 2, "data/blurb_data")
 
 
 def _blurb_test_pmids(mirror: Path) -> set[str]:
@@ -156,7 +161,27 @@ def test_outputs_are_well_formed_tracked_and_deterministic(built, blurb: BlurbEx
     assert run.data.metrics["documents.total"] == result.metrics["documents"]["total"]
     assert run.data.metrics["dropped.blurb_test"] == 2
     assert run.data.tags[f"source.{OHSUMED}.sha256"] == sha256_file(mirror / OHSUMED)
-    assert "source.blurb/HoC/test.tsv.sha256" in run.data.tags
+    assert "dvc.data/blurb_data" in run.data.tags  # the exclusion's input, by its DVC hash
+
+
+def test_exclusion_indexes_every_blurb_test_pmid(blurb: BlurbExclusion, mirror: Path) -> None:
+    assert set(blurb.ids) == _blurb_test_pmids(mirror)
+    assert blurb.summary()["blurb_test_documents"]["pubmedqa"] == 500
+
+
+def test_exclusion_needs_blurb_data(project: Path) -> None:
+    from pubmedlm.stages import corpus
+
+    _xml(project / "a.xml", _article("1", 10))
+    cfg = _cfg(["a.xml"], exclude_blurb_test=True)
+    expected = str(project / "data/blurb_data/exports/test_documents.jsonl")
+    with pytest.raises(CorpusError, match=rf"exclude_blurb_test is on but {expected} is missing: run `pubmedlm blurb-data`"):
+        corpus.run(cfg)
+    (project / "data/blurb_data/exports").mkdir(parents=True)
+    (project / "data/blurb_data/exports/test_documents.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(CorpusError, match="holds no BLURB test document"):
+        corpus.run(cfg)
+    assert not (project / "data/corpus").exists()
 
 
 def test_latest_version_wins_and_deletions_apply_in_order(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The corpus and vocab stages under real DVC, in a temporary git repository (the repo's own dvc.yaml).
 
-`dvc repro` twice (the second does nothing), a vocab param change reruns only vocab, and
-`dvc push` then `dvc pull` in a fresh clone restores corpus and vocab byte for byte.
+`dvc repro` twice (the second does nothing; the first runs blurb-data too, whose exports corpus and
+vocab read), a vocab param change reruns only vocab, and `dvc push` then `dvc pull` in a fresh
+clone restores blurb-data, corpus and vocab byte for byte.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ TINY = {
     },
     "vocab": {"vocab_size": 3000, "heldout_max_documents": 50},
     "runtime": {"progress": False},
+    "blurb_data": {"datasets": ["NCBI-disease"]},  # upstream of corpus and vocab: one small dataset
     "finetune": {"datasets": ["NCBI-disease"]},  # dvc.yaml's tune/finetune `foreach` reads this list
 }
 
@@ -44,7 +46,7 @@ def test_repro_idempotent_selective_and_push_pull(repo: tuple[Path, dict[str, st
     root, env = repo
     dvc = [sys.executable, "-m", "dvc"]
     first = _sh([*dvc, "repro", "vocab"], root, env)
-    assert "Running stage 'corpus'" in first and "Running stage 'vocab'" in first
+    assert all(f"Running stage '{stage}'" in first for stage in ("blurb-data", "corpus", "vocab")), first
     assert (root / "data/vocab/vocab.txt").is_file() and (root / "metrics/corpus.json").is_file()
 
     second = _sh([*dvc, "repro", "vocab"], root, env)
@@ -60,13 +62,13 @@ def test_repro_idempotent_selective_and_push_pull(repo: tuple[Path, dict[str, st
     _sh([*dvc, "remote", "add", "-d", "local", str(remote)], root, env)
     _sh(["git", "add", "-A"], root, env)
     _sh(["git", "commit", "-qm", "repro"], root, env)
-    _sh([*dvc, "push", "corpus", "vocab"], root, env)
+    _sh([*dvc, "push", "blurb-data", "corpus", "vocab"], root, env)
 
     clone = tmp_path / "clone"
     _sh(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
     assert not (clone / "data/corpus").exists()
-    _sh([*dvc, "pull", "corpus", "vocab"], clone, env)
-    for out in ("data/corpus", "data/vocab", "reports/vocab"):
+    _sh([*dvc, "pull", "blurb-data", "corpus", "vocab"], clone, env)
+    for out in ("data/blurb_data", "data/corpus", "data/vocab", "reports/vocab"):
         assert _files(clone / out) == _files(root / out), f"{out} differs after dvc pull"
     status = _sh([*dvc, "status", "vocab"], clone, env)
     assert "up to date" in status.lower(), status

@@ -28,6 +28,7 @@ PARAMS = {
                            "max_position_embeddings": 64, "dropout": 0.1},
                  "phases": [{"seq_len": 64, "steps": 4, "global_batch": 8}], "eval_every": 4, "eval_batches": 1,
                  "checkpoint_every": 4, "log_every": 1},
+    "blurb_data": {"datasets": ["NCBI-disease"]},  # upstream of corpus and vocab: one small dataset
     "finetune": {"datasets": ["NCBI-disease"]},
 }
 
@@ -55,13 +56,13 @@ def test_push_and_pull_through_s3_remote(s3: S3Server, mirror: Path, tmp_path: P
     tracked = subprocess.run(["git", "grep", "-I", "-l", s3.env["AWS_SECRET_ACCESS_KEY"]], cwd=root, capture_output=True,
                              text=True)
     assert tracked.stdout == "", f"the S3 secret is in tracked files: {tracked.stdout}"
-    sh([*dvc, "push", "corpus", "vocab", "pretrain"], root, env)
+    sh([*dvc, "push", "blurb-data", "corpus", "vocab", "pretrain"], root, env)
 
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
     assert not (clone / "data/pretrain").exists()
     sh([*pubmedlm, "remote"], clone, {**env, "PUBMEDLM_PROJECT_ROOT": str(clone)})
-    sh([*dvc, "pull", "corpus", "vocab", "pretrain"], clone, env)
+    sh([*dvc, "pull", "blurb-data", "corpus", "vocab", "pretrain"], clone, env)
     for out in ("data/corpus", "data/vocab", "data/pretrain"):
         assert dvc_files(clone / out) == dvc_files(root / out), f"{out} differs after dvc pull from S3"
     assert (clone / "data/pretrain/model/model.safetensors").is_file()

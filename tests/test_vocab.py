@@ -3,7 +3,8 @@ against the reference tokenizer's own `tokenize`, the in-domain claim on real BL
 and the stage end to end (outputs, metrics, report, MLflow run).
 
 Corpora are built in tmp from the mirror's OHSUMED sample (7,400 MEDLINE abstracts) in the corpus
-stage's shard format, so these tests do not depend on the corpus stage.
+stage's shard format, so these tests do not depend on the corpus stage; the BLURB mentions and
+inputs come from a real blurb-data run on the mirror's NER sets and BIOSSES (its exports).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from pubmedlm.blurb.readers import Instance
+from conftest import prepare_blurb
+from pubmedlm.blurb import exports
 from pubmedlm.config import ConfigError, VocabConfig, load_config
 from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.text.models import load_tokenizer
@@ -68,6 +70,15 @@ def small_vocab(tmp_path_factory: pytest.TempPathFactory, small_corpus: Path) ->
     out = tmp_path_factory.mktemp("small_vocab")
     save_tokenizer(tok, out)
     return out
+
+
+@pytest.fixture(scope="module")
+def blurb_dir(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
+    """data/blurb_data of a blurb-data run on the mirror's NER sets and BIOSSES."""
+    params = {"corpus": {"inputs": [OHSUMED]}, "runtime": {"progress": False},
+              "blurb_data": {"datasets": ["BC5-chem", "BC5-disease", "NCBI-disease", "JNLPBA", "BIOSSES"]},
+              "finetune": {"datasets": ["NCBI-disease"]}}
+    return prepare_blurb(tmp_path_factory.mktemp("blurb"), mirror, params)
 
 
 @pytest.fixture(scope="module")
@@ -148,29 +159,36 @@ def test_fragmentation_agrees_with_the_reference_tokenize(reference) -> None:
 
 def test_input_lengths_count_specials_pairs_and_never_truncate(reference) -> None:
     long = " ".join(["thrombocytopenia"] * 100)
-    insts = [Instance("a", [long]), Instance("b", ["Is it safe?", "Naloxone was given."])]
+    insts = [[long], ["Is it safe?", "Naloxone was given."]]
     expected = [len(reference(long, truncation=False)["input_ids"]),
                 len(reference("Is it safe?", "Naloxone was given.")["input_ids"])]
     assert frag.input_lengths(reference, insts) == expected
     assert expected[0] == 100 * 6 + 2  # th ##rom ##bo ##cy ##top ##enia, beyond MiniLM's 128 setting
 
 
-def test_mentions_by_dataset_and_pooled(tmp_path: Path, reference) -> None:
-    ncbi = tmp_path / "blurb" / "NCBI-disease"
-    ncbi.mkdir(parents=True)
-    (ncbi / "train.tsv").write_text(
-        "Familial\tB\nbreast\tI\ncancer\tI\nand\tO\nlymphoma\tB\n\nNo\tO\nhypertension\tB\n\n", encoding="utf-8"
-    )
-    assert frag.ner_mention_texts(tmp_path, "NCBI-disease") == ["Familial breast cancer", "lymphoma", "hypertension"]
-    out = frag.compare_mentions(reference, reference, tmp_path)
-    assert list(out["by_dataset"]) == ["NCBI-disease"] and out["mentions"] == 3
-    pieces = sum(len(reference.tokenize(w)) for w in ["familial", "breast", "cancer", "lymphoma", "hypertension"])
-    assert out["ours"]["words"] == 5 and out["ours"]["pieces"] == pieces
-    assert out["by_dataset"]["NCBI-disease"]["reference"] == out["reference"]
+def test_mentions_by_dataset_and_pooled(reference) -> None:
+    mentions = {"NCBI-disease": ["Familial breast cancer", "lymphoma", "hypertension"], "X": ["naloxone"]}
+    out = frag.compare_mentions(reference, reference, mentions)
+    assert list(out["by_dataset"]) == ["NCBI-disease", "X"] and out["mentions"] == 4
+    words = ["familial", "breast", "cancer", "lymphoma", "hypertension", "naloxone"]
+    assert out["ours"]["words"] == 6 and out["ours"]["pieces"] == sum(len(reference.tokenize(w)) for w in words)
+    assert out["by_dataset"]["NCBI-disease"]["mentions"] == 3 and out["by_dataset"]["X"]["ours"]["pieces"] == 4
+    assert out["by_dataset"]["NCBI-disease"]["reference"] == frag.compare_mentions(
+        reference, reference, {"NCBI-disease": mentions["NCBI-disease"]})["reference"]
+
+
+def test_input_lengths_read_the_exported_published_splits(blurb_dir: Path, mirror: Path, reference) -> None:
+    out = frag.compare_input_lengths(reference, reference, blurb_dir, ["BIOSSES", "chemprot"], ("train", "test"))
+    assert list(out) == ["BIOSSES"] and list(out["BIOSSES"]) == ["train", "test"]  # chemprot not exported
+    rows = [line.split("\t") for line in (mirror / "blurb/BIOSSES/test.tsv").read_text().splitlines()[1:]]
+    lengths = [len(reference(a, b)["input_ids"]) for _id, a, b, _score in rows]
+    assert out["BIOSSES"]["test"] == {"instances": 20, "ours": round(sum(lengths) / 20, 2),
+                                      "reference": round(sum(lengths) / 20, 2), "ours_max": max(lengths),
+                                      "reference_max": max(lengths)}
 
 
 def test_in_domain_vocab_fragments_blurb_ner_mentions_less_than_bert(
-    tmp_path_factory: pytest.TempPathFactory, mirror: Path, reference
+    tmp_path_factory: pytest.TempPathFactory, mirror: Path, reference, blurb_dir: Path
 ) -> None:
     """The issue's definition of done, on all 7,400 OHSUMED abstracts and the mirror's NER sets."""
     corpus = write_corpus(mirror, tmp_path_factory.mktemp("ohsumed") / "corpus")
@@ -179,7 +197,7 @@ def test_in_domain_vocab_fragments_blurb_ner_mentions_less_than_bert(
     save_tokenizer(tok, out)
     ours = load_tokenizer(out)
     assert facts["vocab_size"] == 30522 and facts["train_documents"] > 7000
-    mentions = frag.compare_mentions(ours, reference, mirror)
+    mentions = frag.compare_mentions(ours, reference, exports.read_ner_mentions(blurb_dir))
     assert set(mentions["by_dataset"]) >= {"BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "JNLPBA"}
     assert mentions["ours"]["pieces_per_word"] < mentions["reference"]["pieces_per_word"]
     for name, d in mentions["by_dataset"].items():
@@ -189,15 +207,7 @@ def test_in_domain_vocab_fragments_blurb_ner_mentions_less_than_bert(
     assert h["ours"]["pieces_per_word"] < h["reference"]["pieces_per_word"]
 
 
-def _small_mirror(mirror: Path, dest: Path) -> Path:
-    """A mirror with two BLURB sets only (NCBI-disease, BIOSSES): keeps the stage test fast."""
-    for name in ("NCBI-disease", "BIOSSES"):
-        (dest / "blurb").mkdir(parents=True, exist_ok=True)
-        (dest / "blurb" / name).symlink_to(mirror / "blurb" / name, target_is_directory=True)
-    return dest
-
-
-def test_vocab_stage_end_to_end(project: Path, small_corpus: Path, mirror: Path, monkeypatch) -> None:
+def test_vocab_stage_end_to_end(project: Path, small_corpus: Path, mirror: Path) -> None:
     import shutil
 
     import mlflow
@@ -206,7 +216,9 @@ def test_vocab_stage_end_to_end(project: Path, small_corpus: Path, mirror: Path,
     from pubmedlm.stages import vocab as stage
 
     shutil.copytree(small_corpus, project / "data" / "corpus")
-    monkeypatch.setenv("PUBMEDLM_DATA_MIRROR", str(_small_mirror(mirror, project.parent / "mini-mirror")))
+    prepare_blurb(project, mirror, {"corpus": {"inputs": [OHSUMED]}, "runtime": {"progress": False},
+                                    "blurb_data": {"datasets": ["NCBI-disease", "BIOSSES"]},
+                                    "finetune": {"datasets": ["NCBI-disease"]}})  # two sets: a fast stage
     params = project / "params.yaml"  # only the sections this stage needs: independent of the repo's profile
     params.write_text("corpus:\n  inputs: [corpus/pubmed_abstracts/ohsumed_single_23.tar.gz]\n"
                       "vocab:\n  vocab_size: 3000\nruntime:\n  progress: false\n", encoding="utf-8")
@@ -233,6 +245,6 @@ def test_vocab_stage_end_to_end(project: Path, small_corpus: Path, mirror: Path,
     assert run.info.status == "FINISHED" and run.info.run_name == "vocab"
     assert run.data.metrics["ner_mentions.ours.pieces_per_word"] == m["ner_mentions"]["ours"]["pieces_per_word"]
     assert "train_seconds" in run.data.metrics and run.data.params["vocab.vocab_size"] == "3000"
-    assert "dvc.data/corpus" in run.data.tags
+    assert "dvc.data/corpus" in run.data.tags and "dvc.data/blurb_data" in run.data.tags
     artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=result.run_id, artifact_path="report")}
     assert {"report/vocab.md", "report/fragmentation.png"} <= artifacts

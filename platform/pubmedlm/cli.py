@@ -40,8 +40,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from pubmedlm.blurb.compare import CompareError
+    from pubmedlm.blurb.formats import BlurbFormatError
     from pubmedlm.blurb.predictions import PredictionError
-    from pubmedlm.blurb.readers import BlurbFormatError
     from pubmedlm.corpus.errors import CorpusError
     from pubmedlm.finetune.features import FinetuneError
     from pubmedlm.infra.sources import SourceError

@@ -225,18 +225,19 @@ class PretrainConfig(StrictModel):
     """Seed of initialisation, data order, masking and dropout."""
 
 
-BLURB_DATASETS = [
-    "BC5-chem", "BC5-disease", "NCBI-disease", "BC2GM", "JNLPBA", "EBM-PICO", "ChemProt", "DDI", "GAD",
-    "BIOSSES", "HoC", "PubMedQA", "BioASQ",
-]
+def blurb_dataset_ids() -> list[str]:
+    """Every BLURB registry id, in the paper's order: the task table (`pubmedlm.blurb.tasks`) names them."""
+    from pubmedlm.blurb.tasks import all_tasks
 
+    return list(all_tasks())
 
 
 def known_datasets(value: list[str]) -> list[str]:
     """A list of registry ids: each known, none twice."""
-    unknown = [d for d in value if d not in BLURB_DATASETS]
+    known = blurb_dataset_ids()
+    unknown = [d for d in value if d not in known]
     if unknown:
-        raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(BLURB_DATASETS)}")
+        raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(known)}")
     if len(set(value)) != len(value):
         raise ValueError("a dataset is listed twice")
     return value
@@ -245,8 +246,9 @@ def known_datasets(value: list[str]) -> list[str]:
 class BlurbDataConfig(StrictModel):
     """Preparation of the BLURB datasets from their sources."""
 
-    datasets: list[str] = BLURB_DATASETS
-    """Registry ids of the datasets to prepare; one whose sources are missing is reported by name."""
+    datasets: list[str] = Field(default_factory=blurb_dataset_ids)
+    """Registry ids of the datasets to prepare; one whose sources are missing is reported by name.
+    params.yaml lists them once (a YAML anchor) and `finetune.datasets` reuses the list."""
     catalogs: list[str] = []
     """Extra source catalogs (TSV: path, url, sha256, bytes), e.g. for BC2GM or BioASQ files you hold."""
     pico_train: str | None = None
@@ -348,7 +350,7 @@ class FinetuneConfig(StrictModel):
 
     model: str = "pretrain"
     """The encoder: `pretrain` (this pipeline's pretrained model), `minilm`, a local HF folder or a hub id."""
-    datasets: list[str] = BLURB_DATASETS
+    datasets: list[str] = Field(default_factory=blurb_dataset_ids)
     """Registry ids to fine-tune; ones blurb-data could not prepare are reported as unavailable."""
     tagging: Literal["IO", "BIO", "BIOUL"] = "BIO"
     """NER/PICO tagging scheme the model learns (the paper's ablation: same entity F1)."""
@@ -387,7 +389,7 @@ class FinetuneConfig(StrictModel):
     @field_validator("seeds")
     @classmethod
     def _seed_keys(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = [k for k in value if k != "default" and k not in BLURB_DATASETS]
+        unknown = [k for k in value if k != "default" and k not in blurb_dataset_ids()]
         if unknown or "default" not in value or any(n < 1 for n in value.values()):
             raise ValueError("seeds: a `default` count and optional dataset ids, each >= 1 "
                              f"(unknown: {', '.join(unknown) or 'none'})")

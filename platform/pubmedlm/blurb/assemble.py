@@ -29,8 +29,8 @@ from typing import Any
 
 from pubmedlm.blurb import chemprot, ddi
 from pubmedlm.blurb.flags import PROXY_NOTE
+from pubmedlm.blurb.formats import BlurbFormatError, RelationRow, relation_tsv_text
 from pubmedlm.blurb.normalized import Row, count_units, read_conll, read_split, relation_rows
-from pubmedlm.blurb.readers import BlurbFormatError, RelationRow, relation_tsv_text
 from pubmedlm.blurb.tasks import SPLITS, Task
 from pubmedlm.infra.sources import Catalog, SourceError, mirror_root, resolve, sha256_file
 
@@ -102,6 +102,9 @@ class Prepared:
 
     task: Task
     rows: dict[str, list[Row]] = field(default_factory=dict)
+    # Each split as read from its published BLURB file, before converter rows or a proxy carve
+    # replace it: what `derive.py` exports for the vocab analysis describes the published data.
+    published: dict[str, list[Row]] = field(default_factory=dict)
     built_from: dict[str, str] = field(default_factory=dict)
     sources: dict[str, Located] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
@@ -273,7 +276,8 @@ def prepare(task: Task, finder: SourceFinder, opts: Any) -> Prepared:
             continue  # the user's file replaces any train file in the mirror
         published = finder.find_all(task.files[split])
         if published is not None:
-            prepared.rows[split] = read_split(task, split, prepared.use(published))
+            rows = read_split(task, split, prepared.use(published))
+            prepared.rows[split] = prepared.published[split] = rows
             prepared.built_from[split] = "published"
         elif task.converter and (raw := finder.find_all(task.raw[split])) is not None:
             prepared.rows[split] = _convert(task, split, raw)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pubmedlm.blurb.readers import BlurbFormatError, RelationRow, write_relation_tsv
+from pubmedlm.blurb.formats import BlurbFormatError, RelationRow, write_relation_tsv
 
 POSITIVE_LABELS = ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9")
 NEGATIVE_LABEL = "false"
@@ -108,6 +108,13 @@ def read_entities(path: Path) -> dict[str, list[Entity]]:
     return out
 
 
+def read_abstracts(path: Path) -> Iterator[tuple[str, str]]:
+    """(PMID, `title<TAB>abstract`) per line of an `*_abstracts.tsv` file (`PMID title abstract`):
+    the text the entity offsets count, the tab as one character."""
+    for pmid, *parts in _lines(path):
+        yield pmid, "\t".join(parts)
+
+
 def read_gold(path: Path) -> dict[tuple[str, str, str], str]:
     """(PMID, Arg1 id, Arg2 id) -> CPR group, from `PMID group Arg1:Tn Arg2:Tm`."""
     gold: dict[tuple[str, str, str], str] = {}
@@ -140,8 +147,7 @@ def convert_chemprot(raw_dir: Path, split: str, splitter: SentenceSplitter) -> l
     entities = read_entities(_raw_path(raw_dir, split, "entities"))
     gold = read_gold(_raw_path(raw_dir, split, "gold_standard"))
     rows: list[RelationRow] = []
-    for pmid, *parts in _lines(_raw_path(raw_dir, split, "abstracts")):
-        text = "\t".join(parts)  # title<TAB>abstract: entity offsets count the tab as one character
+    for pmid, text in read_abstracts(_raw_path(raw_dir, split, "abstracts")):
         for span in sentence_spans(text, splitter):
             rows.extend(_sentence_rows(pmid, text, span, entities.get(pmid, ()), gold))
     return rows
@@ -200,5 +206,6 @@ def compare_rows(ours: list[RelationRow], published: list[RelationRow]) -> RowCo
 
 __all__ = [
     "NEGATIVE_LABEL", "POSITIVE_LABELS", "Entity", "RowComparison", "SentenceSplitter", "build_chemprot",
-    "compare_rows", "convert_chemprot", "mask_pair", "read_entities", "read_gold", "sentence_spans",
+    "compare_rows", "convert_chemprot", "mask_pair", "read_abstracts", "read_entities", "read_gold",
+    "sentence_spans",
 ]

@@ -26,7 +26,7 @@ from pathlib import Path
 from lxml import etree
 
 from pubmedlm.blurb.chemprot import mask_pair
-from pubmedlm.blurb.readers import RelationRow, write_relation_tsv
+from pubmedlm.blurb.formats import RelationRow, write_relation_tsv
 
 POSITIVE_LABELS = ("DDI-mechanism", "DDI-effect", "DDI-advise", "DDI-int")
 NEGATIVE_LABEL = "DDI-false"
@@ -77,6 +77,16 @@ def document_rows(xml: bytes) -> Iterator[RelationRow]:
                               entities=mentions)
 
 
+def document_text(xml: bytes) -> str:
+    """The whole text of one DDI XML document: its sentences joined by spaces."""
+    return " ".join(s.get("text", "") for s in etree.parse(io.BytesIO(xml)).getroot().iter("sentence"))
+
+
+def medline_pmid(path: str) -> str | None:
+    """The PMID of a MedLine document (`.../MedLine/<PMID>.xml`); DrugBank documents have none."""
+    return Path(path).stem if "/MedLine/" in f"/{path}" else None
+
+
 def convert_ddi(tarball: Path, split_list: Path | str | list[str],
                 documents: dict[str, bytes] | None = None) -> list[RelationRow]:
     """BLURB DDI rows of the documents named by `split_list` (a file, or its paths), in order.
@@ -105,5 +115,5 @@ def build_ddi(ddi_dir: Path, out_dir: Path, splits: Iterable[str] = ("train", "d
 
 __all__ = [
     "NEGATIVE_LABEL", "POSITIVE_LABELS", "build_ddi", "char_span", "convert_ddi", "document_rows",
-    "read_documents", "read_split_list",
+    "document_text", "medline_pmid", "read_documents", "read_split_list",
 ]

@@ -1,6 +1,9 @@
 """The normalized BLURB split schema: each source format read strictly into one row shape per task
 type, counted in the paper's units, and written as deterministic JSONL.
 
+Holds the one reader of each BLURB source format (`READERS`, keyed by the task table's `format`);
+everything that reads BLURB gold (blurb-data, and through its output the scores) goes through them.
+
 `data/blurb_data/<id>/<split>.jsonl` holds one JSON object per line, keys in this order:
 
 | task type | row |
@@ -29,8 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pubmedlm.blurb.formats import BlurbFormatError, RelationRow
 from pubmedlm.blurb.metrics import abstract_id
-from pubmedlm.blurb.readers import BlurbFormatError, RelationRow
 from pubmedlm.blurb.tasks import SPLITS, Task
 
 Row = dict[str, Any]

@@ -1,9 +1,9 @@
 """The BLURB score: the mean over BLURB's six task types of the mean over each type's datasets.
 
-Owns the dataset -> task-type grouping, the dataset names (the paper's, with the registry ids and
-data folders' names accepted as aliases, from `registry.name_aliases`) and the rule that a score
-with any dataset missing or replaced by a proxy is "partial" and says so wherever it is shown
-(`str()`, `as_dict()`, `label`).
+Owns the aggregation and the rule that a score with any dataset missing or replaced by a proxy is
+"partial" and says so wherever it is shown (`str()`, `as_dict()`, `label`). The dataset ->
+task-type grouping and the names (the paper's; registry ids and data folders' names accepted as
+aliases) come from the task registry (`tasks.type_groups`, `tasks.name_aliases`).
 """
 
 from __future__ import annotations
@@ -12,17 +12,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pubmedlm.blurb.tasks import name_aliases
+from pubmedlm.blurb.tasks import name_aliases, type_groups
 
-# The paper's six task types and their datasets, in the paper's table order.
-TASK_TYPES: dict[str, tuple[str, ...]] = {
-    "NER": ("BC5-chem", "BC5-disease", "NCBI-disease", "BC2GM", "JNLPBA"),
-    "PICO": ("EBM PICO",),
-    "relation extraction": ("ChemProt", "DDI", "GAD"),
-    "sentence similarity": ("BIOSSES",),
-    "document classification": ("HoC",),
-    "question answering": ("PubMedQA", "BioASQ"),
-}
+# The paper's six task types and their datasets (paper names), in the paper's table order: from
+# the task registry (resources/blurb_tasks.yaml), the one place that names them.
+TASK_TYPES: dict[str, tuple[str, ...]] = type_groups()
 DATASETS: tuple[str, ...] = tuple(d for group in TASK_TYPES.values() for d in group)
 TASK_TYPE_OF = {d: t for t, group in TASK_TYPES.items() for d in group}
 

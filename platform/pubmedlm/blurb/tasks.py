@@ -4,7 +4,7 @@ Owns the loader and validator of that file and every dataset's names. One `Task`
 
 | field | meaning |
 |---|---|
-| `id` | registry id (`config.BLURB_DATASETS`), the name of `data/blurb_data/<id>/` and of prediction files |
+| `id` | registry id (what `config` checks dataset lists against), `data/blurb_data/<id>/`, prediction files |
 | `paper_name` | the paper's name (`score.DATASETS`, the published table) |
 | `folder` | the mirror folder `blurb/<folder>/` (the BLURB data_generation name) |
 | `task_type` | `ner`, `pico`, `re`, `similarity`, `doc_classification`, `qa` (see `TASK_TYPE_NAMES`) |
@@ -13,6 +13,7 @@ Owns the loader and validator of that file and every dataset's names. One `Task`
 | `files` | split -> source paths of the published BLURB file(s) |
 | `converter`, `raw` | ChemProt / DDI: converter name and split -> raw inputs it rebuilds a split from |
 | `checks` | extra files the stage cross-checks (EBM PICO PMID lists, PubMedQA test truth) |
+| `pmid` | where a row's PMID is (excluding test documents from pretraining): `doc_id`, `id`, `id_prefix` |
 | `labels` | the label set (NER/PICO tags, class names, HoC hallmark indices; BIOSSES none) |
 | `metric`, `metric_args` | a key of `metrics.METRICS` and its extra keyword arguments |
 | `max_length` | max input length in sub-word tokens (the paper's where stated; else LinkBERT's) |
@@ -46,6 +47,7 @@ UNITS = {"ner": "mentions", "pico": "labelled tokens", "re": "pairs", "similarit
 HEADS = ("token_classification", "sequence_classification", "regression", "multi_label")
 FORMATS = ("conll", "relation_tsv", "gad_tsv", "biosses_tsv", "hoc_tsv", "pubmedqa_json", "bioasq_tsv")
 CONVERTERS = ("chemprot", "ddi")
+PMID_FIELDS = ("doc_id", "id", "id_prefix")
 
 
 class RegistryError(ValueError):
@@ -82,6 +84,7 @@ class Task:
     raw: dict[str, tuple[str, ...]] = field(default_factory=dict)
     checks: dict[str, dict[str, str]] = field(default_factory=dict)
     deviations: dict[str, Deviation] = field(default_factory=dict)
+    pmid: str | None = None
     score_range: tuple[float, float] | None = None
     notes: str = ""
 
@@ -133,6 +136,7 @@ def _validate(task: Task) -> None:
         "converter": task.converter is None or (task.converter in CONVERTERS and set(task.raw) == set(SPLITS)),
         "deviations": set(task.deviations) <= set(SPLITS),
         "labels": bool(task.labels) != (task.task_type == "similarity"),
+        "pmid": task.pmid is None or task.pmid in PMID_FIELDS,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
@@ -181,6 +185,15 @@ def name_aliases() -> dict[str, str]:
     return out
 
 
+def type_groups() -> dict[str, tuple[str, ...]]:
+    """The paper's six task-type names -> the paper names of their datasets, both in the paper's
+    order: the grouping the BLURB score averages over (`score.TASK_TYPES`)."""
+    table = all_tasks().values()
+    return {name: tuple(t.paper_name for t in table if t.task_type == key)
+            for key, name in TASK_TYPE_NAMES.items()}
+
+
 __all__ = [
-    "SPLITS", "TASK_TYPE_NAMES", "UNITS", "Deviation", "RegistryError", "Task", "all_tasks", "get", "name_aliases",
+    "PMID_FIELDS", "SPLITS", "TASK_TYPE_NAMES", "UNITS", "Deviation", "RegistryError", "Task", "all_tasks",
+    "get", "name_aliases", "type_groups",
 ]

@@ -1,6 +1,7 @@
 """BLURB test-set exclusion: pretraining must never see a test document.
 
-A corpus document is excluded when
+The BLURB test documents come from the blurb-data stage (`data/blurb_data/exports/`, read by the
+corpus stage), which derives them from the datasets it prepared. A corpus document is excluded when
 - its PMID is the id of a BLURB test document (HoC, PubMedQA, EBM PICO, ChemProt and DDI
   MedLine test documents carry PMIDs), or
 - it shares at least `min_hits` distinct word n-grams (`n` words) with the BLURB test text.
@@ -27,16 +28,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from pubmedlm.corpus.clean import word_runs
 from pubmedlm.corpus.errors import CorpusError
-from pubmedlm.infra.sources import MIRROR_ENV, Catalog, mirror_root, resolve, verify
 
 
 class TestDocLike(Protocol):
-    """What `pubmedlm.blurb.readers.blurb_test_documents` yields."""
+    """One BLURB test document, as `pubmedlm.blurb.exports.read_test_documents` returns them."""
 
     dataset: str
     doc_id: str | None
@@ -103,35 +102,14 @@ class BlurbExclusion:
         }
 
 
-def load_exclusion(root: Path, n: int, min_hits: int) -> BlurbExclusion:
-    """Index every BLURB test document under `root` (a mirror-layout folder); at least one test
+def load_exclusion(docs: Iterable[TestDocLike], n: int, min_hits: int, origin: str) -> BlurbExclusion:
+    """Index the BLURB test documents read from `origin` (named in the error); at least one test
     set must be there, or pretraining could silently see test text."""
-    from pubmedlm.blurb.readers import blurb_test_documents
-
-    index = BlurbExclusion(blurb_test_documents(root), n, min_hits)
+    index = BlurbExclusion(docs, n, min_hits)
     if not index.documents:
         raise CorpusError(
-            f"corpus.exclude_blurb_test is on but no BLURB test set was found under {root}; "
-            f"set {MIRROR_ENV} to the data mirror, or set corpus.exclude_blurb_test=false"
+            f"corpus.exclude_blurb_test is on but {origin} holds no BLURB test document; run "
+            "`pubmedlm blurb-data` with the data mirror (PUBMEDLM_DATA_MIRROR) or a source catalog, "
+            "or set corpus.exclude_blurb_test=false"
         )
     return index
-
-
-def blurb_test_root(catalogs: list[str], cache_dir: Path, progress: bool = True) -> tuple[Path, dict[str, str]]:
-    """The folder holding the BLURB files and the sha256 of each verified file in it (lineage).
-
-    With a mirror: the mirror, each catalog file it holds verified (a file it lacks is a dataset
-    kept back: nothing to exclude). Without: the download cache, filled from the catalog; files
-    that exist only in mirrors are skipped, and a failed download stops the run.
-    """
-    mirror = mirror_root()
-    root = mirror if mirror is not None else cache_dir
-    verified: dict[str, str] = {}
-    for src in Catalog(catalogs).under("blurb"):
-        if mirror is not None:
-            if (root / src.path).is_file():
-                verified[src.path] = verify(root / src.path, src.sha256, src.path)
-        elif src.downloadable:
-            resolve(src, cache_dir, progress)
-            verified[src.path] = src.sha256
-    return root, verified

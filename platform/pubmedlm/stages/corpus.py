@@ -2,8 +2,10 @@
 deduplicated, BLURB-test-free JSONL shards out (`data/corpus/`), with `metrics/corpus.json`.
 
 The work lives in `pubmedlm.corpus` (readers, cleaning, staging, exclusion, shard writing); this
-module resolves inputs, wires tracking and publishes the output atomically: any earlier output
-is removed first, and the new one appears only when the whole build succeeded.
+module resolves inputs, reads the BLURB test documents the blurb-data stage exported
+(`data/blurb_data/exports/`: the stage runs after blurb-data), wires tracking and publishes the
+output atomically: any earlier output is removed first, and the new one appears only when the
+whole build succeeded.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from pubmedlm.blurb.exports import read_test_documents
 from pubmedlm.config import Config
 from pubmedlm.corpus.build import build_corpus
-from pubmedlm.corpus.exclusion import blurb_test_root, load_exclusion
+from pubmedlm.corpus.errors import CorpusError
+from pubmedlm.corpus.exclusion import BlurbExclusion, load_exclusion
 from pubmedlm.corpus.inputs import resolve_inputs
 from pubmedlm.infra.tracking import stage_run
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
@@ -24,6 +28,16 @@ STAGE = "corpus"
 
 def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
+
+
+def _exclusion(cfg: Config, root: Path) -> BlurbExclusion:
+    """The index of the BLURB test documents blurb-data exported."""
+    blurb_dir = data_dir("blurb_data", root)
+    try:
+        docs = read_test_documents(blurb_dir)
+    except FileNotFoundError as e:
+        raise CorpusError(f"corpus.exclude_blurb_test is on but {e}") from None
+    return load_exclusion(docs, cfg.corpus.exclusion_ngram, cfg.corpus.exclusion_min_hits, str(blurb_dir))
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
@@ -40,9 +54,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         tracker.add_inputs([i.path for i in inputs if _inside(i.path, root)])
         exclusion = None
         if c.exclude_blurb_test:
-            blurb_root, blurb_files = blurb_test_root(c.catalogs, cache, progress)
-            tracker.add_sources(blurb_files)
-            exclusion = load_exclusion(blurb_root, c.exclusion_ngram, c.exclusion_min_hits)
+            exclusion = _exclusion(cfg, root)
+            tracker.add_inputs([Path("data/blurb_data")])
         start = time.perf_counter()
         with atomic_dir(out) as tmp:
             metrics = build_corpus(inputs, c, tmp, exclusion, progress)

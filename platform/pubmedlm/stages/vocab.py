@@ -1,7 +1,8 @@
 """The `vocab` stage: train the in-domain uncased WordPiece vocabulary and report its fragmentation.
 
-Reads `data/corpus/train-*.jsonl` (training) and `heldout-*.jsonl` (analysis), plus the BLURB
-data in the mirror (`PUBMEDLM_DATA_MIRROR`) for the NER mentions and input lengths. Writes:
+Reads `data/corpus/train-*.jsonl` (training) and `heldout-*.jsonl` (analysis), plus what the
+blurb-data stage exported for it (`data/blurb_data/exports/`: NER train mentions, model inputs of
+each published split). Writes:
 
 * `data/vocab/`: the tokenizer (`vocab.txt`, `tokenizer.json`, `tokenizer_config.json`) that
   `AutoTokenizer.from_pretrained` loads, and `config.yaml` (the `vocab` params that made it);
@@ -18,10 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pubmedlm.blurb import readers
+from pubmedlm.blurb import exports, tasks
 from pubmedlm.config import Config, ConfigError
 from pubmedlm.corpus.shards import iter_texts, shard_paths
-from pubmedlm.infra.sources import MIRROR_ENV, mirror_root
 from pubmedlm.project import (
     atomic_dir,
     clear_stale,
@@ -49,38 +49,46 @@ def load_reference(name: str):
         raise ConfigError(f"vocab.reference_tokenizer={name!r}: cannot load a tokenizer from it: {e}") from e
 
 
-def analyse(cfg: Config, ours, reference, corpus_dir: Path, mirror: Path | None) -> dict[str, Any]:
+def analyse(cfg: Config, ours, reference, corpus_dir: Path, blurb_dir: Path | None) -> dict[str, Any]:
     """Every comparison of the report, ours against the reference tokenizer; `examples` (tokens,
-    not numbers) goes to the report only, the rest to metrics/vocab.json."""
+    not numbers) goes to the report only, the rest to metrics/vocab.json. BLURB rows need
+    blurb-data's exports (`blurb_dir`; None: none)."""
     vc, progress = cfg.vocab, cfg.runtime.progress
     heldout = list(iter_texts(shard_paths(corpus_dir, "heldout"), vc.heldout_max_documents))
+    mentions = exports.read_ner_mentions(blurb_dir) if blurb_dir else {}
+    folders = [t.folder for t in tasks.all_tasks().values()]  # the exports' dataset names
+    lengths = (frag.compare_input_lengths(ours, reference, blurb_dir, folders, tasks.SPLITS, progress)
+               if blurb_dir else {})
     return {
         "reference": {"name": vc.reference_tokenizer, "vocab_size": len(reference)},
         "heldout": frag.compare_heldout(ours, reference, heldout) if heldout else None,
-        "ner_mentions": frag.compare_mentions(ours, reference, mirror, progress),
-        "input_length": frag.compare_input_lengths(ours, reference, mirror, progress),
+        "ner_mentions": frag.compare_mentions(ours, reference, mentions, progress),
+        "input_length": lengths,
         "examples": frag.example_words(ours, reference, vc.example_words),
     }
 
 
-def notes(metrics: dict[str, Any], mirror: Path | None) -> list[str]:
+def notes(metrics: dict[str, Any], blurb_dir: Path | None) -> list[str]:
     """What the report lacks, and why (the reader must not mistake a gap for a result)."""
     out = []
     if metrics["heldout"] is None:
         out.append("No held-out corpus documents (corpus.heldout_fraction = 0?): held-out rows omitted.")
-    if mirror is None:
-        out.append(f"{MIRROR_ENV} is not set: no BLURB data, so no NER mention or input-length rows.")
+    if blurb_dir is None:
+        out.append("No BLURB exports (run `pubmedlm blurb-data` first): no NER mention or input-length rows.")
         return out
-    missing = [n for n in readers.NER_DATASETS if n not in metrics["ner_mentions"]["by_dataset"]]
+    table = tasks.all_tasks().values()
+    by_dataset = metrics["ner_mentions"]["by_dataset"]
+    missing = [t.folder for t in table if t.task_type == "ner" and t.folder not in by_dataset]
     if missing:
-        out.append(f"NER train sets not in the mirror, so not in the pooled numbers: {', '.join(missing)}.")
-    absent = [n for n in readers.ALL_DATASETS if n not in metrics["input_length"]]
+        out.append(f"NER train sets blurb-data did not prepare (not pooled): {', '.join(missing)}.")
+    absent = [t.folder for t in table if t.folder not in metrics["input_length"]]
     if absent:
-        out.append(f"BLURB datasets not in the mirror: {', '.join(absent)}.")
-    partial = [f"{n} ({', '.join(s for s in readers.SPLITS if s not in splits)})"
-               for n, splits in metrics["input_length"].items() if len(splits) < len(readers.SPLITS)]
+        out.append(f"BLURB datasets blurb-data did not prepare: {', '.join(absent)}.")
+    partial = [f"{n} ({', '.join(s for s in tasks.SPLITS if s not in splits)})"
+               for n, splits in metrics["input_length"].items() if len(splits) < len(tasks.SPLITS)]
     if partial:
-        out.append(f"Splits missing from the mirror: {'; '.join(partial)}.")
+        out.append(f"Splits with no published BLURB file (converted or proxy splits are not measured): "
+                   f"{'; '.join(partial)}.")
     return out
 
 
@@ -89,12 +97,14 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
 
     root = project_root()
     corpus_dir, out_dir, report_dir = data_dir("corpus", root), data_dir(STAGE, root), reports_dir(STAGE, root)
-    mpath, mirror = metrics_path(STAGE, root), mirror_root()
+    mpath = metrics_path(STAGE, root)
+    blurb_dir = data_dir("blurb_data", root)
+    blurb_dir = blurb_dir if exports.folder(blurb_dir).is_dir() else None  # without it: no BLURB rows, a note
     reference = load_reference(cfg.vocab.reference_tokenizer)
     for stale in (out_dir, report_dir, mpath):
         clear_stale(stale)
     with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
-        run_.add_inputs([Path("data/corpus")])
+        run_.add_inputs([Path("data/corpus"), Path("data/blurb_data")])
         started = time.perf_counter()
         tokenizer, facts = train_vocab(corpus_dir, cfg.vocab, cfg.runtime.progress)
         train_seconds = time.perf_counter() - started
@@ -104,11 +114,11 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         ours = load_tokenizer(out_dir)  # reloaded from disk, exactly as later stages will
         # Recipe facts only, no timings: the metrics file is the same on every machine.
         metrics = {"vocab": {**facts, "lowercase": cfg.vocab.lowercase},
-                   **analyse(cfg, ours, reference, corpus_dir, mirror)}
+                   **analyse(cfg, ours, reference, corpus_dir, blurb_dir)}
         examples = metrics.pop("examples")
         write_json(mpath, metrics)
         with atomic_dir(report_dir) as tmp:
-            text = render_markdown(metrics, examples, notes(metrics, mirror))
+            text = render_markdown(metrics, examples, notes(metrics, blurb_dir))
             (tmp / "vocab.md").write_text(text, encoding="utf-8")
             render_chart(metrics, tmp / "fragmentation.png")
         run_.log_metrics(metrics)

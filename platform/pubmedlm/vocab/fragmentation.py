@@ -8,22 +8,25 @@ Owns the measurements behind the vocab report, each done the same way for any tw
   accents stripped, punctuation split off), so "5-fluorouracil" is three words; no special tokens;
 * on held-out corpus text and on the entity mentions of every BLURB NER train set (per dataset
   and pooled over all mentions);
-* mean input length in pieces per instance of each BLURB dataset split, as the model sees it
-  ([CLS] ... [SEP], pairs as [CLS] A [SEP] B [SEP]) but never truncated (the paper's Table 8);
+* mean input length in pieces per instance of each published BLURB dataset split, as the model
+  sees it ([CLS] ... [SEP], pairs as [CLS] A [SEP] B [SEP]) but never truncated (the paper's Table 8);
 * example words tokenized both ways.
+
+The BLURB mentions and model inputs are the ones the blurb-data stage exported
+(`data/blurb_data/exports/`, `pubmedlm.blurb.exports`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import astuple, dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from pubmedlm.blurb import readers
+from pubmedlm.blurb.exports import read_model_inputs
 
 BATCH = 1024  # texts per encode_batch call: large enough for Rust-side parallelism, small in memory
 
@@ -76,37 +79,26 @@ def fragmentation(tokenizer, texts: Iterable[str]) -> Fragmentation:
     return out
 
 
-def input_lengths(tokenizer, instances: Iterable[readers.Instance]) -> list[int]:
-    """Pieces per instance with the special tokens the model adds, untruncated."""
+def input_lengths(tokenizer, instances: Iterable[Sequence[str]]) -> list[int]:
+    """Pieces per instance (its one text, or a pair of texts) with the special tokens the model
+    adds, untruncated."""
     backend = tokenizer.backend_tokenizer
     lengths: list[int] = []
     for batch in _batches(instances):
-        inputs = [inst.texts[0] if len(inst.texts) == 1 else tuple(inst.texts[:2]) for inst in batch]
+        inputs = [texts[0] if len(texts) == 1 else tuple(texts[:2]) for texts in batch]
         # encode_batch_fast skips offsets and word ids (unused here): ~20% faster on long inputs.
         lengths.extend(len(enc.ids) for enc in backend.encode_batch_fast(inputs, add_special_tokens=True))
     return lengths
 
 
-def ner_mention_texts(mirror: Path, name: str, split: str = "train") -> list[str]:
-    """Every entity mention of one NER split, its words joined by spaces (occurrences, not types)."""
-    path = mirror / "blurb" / name / f"{split}.tsv"
-    return [" ".join(m) for tokens, tags in readers.ner_sentences(path) for m in readers.mentions(tokens, tags)]
-
-
-def ner_datasets(mirror: Path | None) -> list[str]:
-    """NER datasets whose train split is in the mirror (BC2GM is kept back in the shared one)."""
-    if mirror is None:
-        return []
-    return [n for n in readers.NER_DATASETS if readers.available(n, "train", mirror)]
-
-
-def compare_mentions(ours, reference, mirror: Path | None, progress: bool = False) -> dict[str, Any]:
-    """Fragmentation of the NER train mentions: pooled over all datasets (`ours`, `reference`)
-    and `by_dataset`."""
+def compare_mentions(ours, reference, mentions: dict[str, list[str]],
+                     progress: bool = False) -> dict[str, Any]:
+    """Fragmentation of the NER train mentions (dataset -> mention texts): pooled over all datasets
+    (`ours`, `reference`) and `by_dataset`."""
     per: dict[str, dict[str, Any]] = {}
     pooled = {"ours": Fragmentation(), "reference": Fragmentation()}
-    for name in _progress(ner_datasets(mirror), progress, "NER mentions"):
-        texts = ner_mention_texts(mirror, name)
+    for name in _progress(list(mentions), progress, "NER mentions"):
+        texts = mentions[name]
         counts = {"ours": fragmentation(ours, texts), "reference": fragmentation(reference, texts)}
         per[name] = {side: c.summary() for side, c in counts.items()} | {"mentions": len(texts)}
         pooled = {side: pooled[side].add(counts[side]) for side in pooled}
@@ -126,20 +118,18 @@ def compare_heldout(ours, reference, texts: list[str]) -> dict[str, Any]:
     }
 
 
-def compare_input_lengths(ours, reference, mirror: Path | None, progress: bool = False) -> dict[str, Any]:
-    """{dataset: {split: {instances, ours, reference}}}: mean pieces per instance (Table 8 style)."""
-    if mirror is None:
-        return {}
+def compare_input_lengths(ours, reference, blurb_dir: Path, datasets: list[str], splits: Sequence[str],
+                          progress: bool = False) -> dict[str, Any]:
+    """{dataset: {split: {instances, ours, reference}}}: mean pieces per instance (Table 8 style),
+    for each of `datasets` and `splits` whose model inputs blurb-data exported into `blurb_dir`."""
     out: dict[str, dict[str, Any]] = {}
     seen: dict[str, dict[str, Any]] = {}  # BC5CDR-chem and -disease share every sentence
-    for name in _progress(readers.available_datasets(mirror), progress, "input lengths"):
-        for split in readers.SPLITS:
-            if not readers.available(name, split, mirror):
-                continue
-            items = list(readers.instances(name, split, mirror))
+    for name in _progress(datasets, progress, "input lengths"):
+        for split in splits:
+            items = read_model_inputs(blurb_dir, name, split)
             if not items:
                 continue
-            key = hashlib.sha256("\x1e".join("\x1f".join(i.texts) for i in items).encode()).hexdigest()
+            key = hashlib.sha256("\x1e".join("\x1f".join(texts) for texts in items).encode()).hexdigest()
             if key not in seen:
                 seen[key] = _length_summary(input_lengths(ours, items), input_lengths(reference, items))
             out.setdefault(name, {})[split] = dict(seen[key])

@@ -52,7 +52,7 @@ def _frag_cells(pair: dict[str, Any]) -> list[Any]:
 def _mentions(m: dict[str, Any]) -> list[str]:
     by = m["ner_mentions"]["by_dataset"]
     if not by:
-        return ["## BLURB NER train mentions", "", "No NER train set found in the data mirror.", ""]
+        return ["## BLURB NER train mentions", "", "No NER train set in the blurb-data exports.", ""]
     rows = [
         [name, f"{d['mentions']:,}", *_frag_cells(d),
          f"{d['reference']['pieces_per_text']:.2f}", f"{d['ours']['pieces_per_text']:.2f}"]
@@ -74,7 +74,7 @@ def _lengths(m: dict[str, Any]) -> list[str]:
         for name, splits in m["input_length"].items() for split, s in splits.items()
     ]
     if not rows:
-        return [*title, "No BLURB dataset found in the data mirror.", ""]
+        return [*title, "No BLURB dataset in the blurb-data exports.", ""]
     header = ["dataset", "split", "instances", "reference", "ours", "change", "max: reference", "max: ours"]
     return [*title, *_table(header, rows)]
 

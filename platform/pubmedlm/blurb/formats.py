@@ -1,0 +1,49 @@
+"""What every BLURB format module shares: the format error and the relation TSV row.
+
+Owns `BlurbFormatError` (raised by the strict readers of `normalized.py`, one per source format,
+and by the converters) and BLURB's relation TSV (ChemProt, DDI: `pair_id<TAB>masked
+sentence<TAB>label`, no header): the row the converters build and its byte-exact writer, which
+`assemble.py` compares with the published files. The reader of that format is
+`normalized.read_relation_tsv`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class BlurbFormatError(ValueError):
+    """A BLURB file does not follow its documented format; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class RelationRow:
+    """One ChemProt/DDI candidate pair: `pair_id<TAB>masked sentence<TAB>label` in BLURB's TSV."""
+
+    pair_id: str
+    sentence: str
+    label: str
+    # Converter output only (not part of the TSV, not compared): the sentence before masking and
+    # the two mentions' [start, end) offsets and kinds in it, first mention first.
+    original: str | None = field(default=None, compare=False)
+    entities: tuple[tuple[int, int, str], tuple[int, int, str]] | None = field(default=None, compare=False)
+
+    def line(self) -> str:
+        return f"{self.pair_id}\t{self.sentence}\t{self.label}\n"
+
+
+def relation_tsv_text(rows: Iterable[RelationRow]) -> str:
+    """The exact text of a BLURB relation TSV: no header, `\\n` after every row (the last too)."""
+    return "".join(row.line() for row in rows)
+
+
+def write_relation_tsv(rows: Iterable[RelationRow], path: Path) -> Path:
+    # newline="" keeps `\n` on every platform: the published files are compared byte for byte.
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(relation_tsv_text(rows))
+    return path
+
+
+__all__ = ["BlurbFormatError", "RelationRow", "relation_tsv_text", "write_relation_tsv"]

@@ -61,9 +61,13 @@ def test_failed_trial_is_recorded_and_seed_predictions_score_the_same(root: Path
     trials = json.loads((root / "data/tune/BIOSSES/trials.json").read_text())
     assert [t["status"] for t in trials][1] == "failed" and "injected failure of trial 1" in trials[1]["error"]
     assert [t["status"] for t in trials].count("completed") == 2
-    best = json.loads((root / "data/tune/BIOSSES/best.json").read_text())
+    best_text = (root / "data/tune/BIOSSES/best.json").read_text()
+    best = json.loads(best_text)
     assert best["best_trial"] != 1 and best["trial_counts"]["failed"] == 1
     assert best["flags"]["capped"] and "not comparable" in best["flags"]["note"]
+    # a versioned output holds the recipe's outcome only: no tracking URI, run id or machine path
+    assert not {"parent_run_id", "experiment_id", "tracking_uri", "model_path"} & set(best)
+    assert str(root) not in best_text and "sqlite" not in best_text
 
     _cli(root, mirror, "finetune", "--task", "BIOSSES", *sets)
     results = json.loads((root / "data/finetune/BIOSSES/results.json").read_text())
@@ -75,7 +79,9 @@ def test_failed_trial_is_recorded_and_seed_predictions_score_the_same(root: Path
 
     # MLflow: one parent run for the task, its three trials (one FAILED) and two seeds nested in it.
     runs = _runs(root, "pubmedlm")
-    parent = next(r for r in runs if r.info.run_id == best["parent_run_id"])
+    parents = [r for r in runs if r.data.tags.get("pubmedlm.kind") == "task" and r.data.tags["pubmedlm.task"] == "BIOSSES"]
+    assert len(parents) == 1  # finetune found the run tune opened, by its tags
+    parent = parents[0]
     assert parent.info.run_name == "BIOSSES" and parent.info.status == "FINISHED"
     assert parent.data.metrics["finetune/test_mean"] == pytest.approx(results["test"]["mean"])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -88,10 +94,34 @@ def test_failed_trial_is_recorded_and_seed_predictions_score_the_same(root: Path
     model = AutoModelForSequenceClassification.from_pretrained(root / "data/finetune/BIOSSES/model")
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"
 
-    # A rerun reuses the finished seeds (same MLflow seed runs, no new ones).
+    # A rerun reuses the finished seeds (the same scores and training times, no new MLflow seed runs).
     _cli(root, mirror, "finetune", "--task", "BIOSSES", *sets)
     again = json.loads((root / "data/finetune/BIOSSES/results.json").read_text())
-    assert [s["run_id"] for s in again["seeds"]] == [s["run_id"] for s in results["seeds"]]
+    assert again["seeds"] == results["seeds"]
+    seeds = [r for r in _runs(root, "pubmedlm") if r.data.tags.get("pubmedlm.kind") == "seed"]
+    assert len(seeds) == 2
+
+
+def test_a_project_moved_to_another_tracking_server_finetunes_against_it(root: Path, mirror: Path) -> None:
+    """The outputs name no server: with MLFLOW_TRACKING_URI changed, finetune records its run on the
+    new server (opening the task's run there) and sends nothing to the old one."""
+    from mlflow.tracking import MlflowClient
+
+    sets = ["--set", "tune.num_samples=1"]
+    _cli(root, mirror, "tune", "--task", "GAD", *sets)
+    before = len(_runs(root, "pubmedlm"))
+    other = f"sqlite:///{root / 'moved.db'}"
+    _cli(root, mirror, "finetune", "--task", "GAD", *sets, env={"MLFLOW_TRACKING_URI": other})
+    assert len(_runs(root, "pubmedlm")) == before
+    client = MlflowClient(tracking_uri=other)
+    runs = client.search_runs([client.get_experiment_by_name("pubmedlm").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("pubmedlm.kind") == "task"]
+    assert [(p.info.run_name, p.data.tags["pubmedlm.task"], p.data.tags["pubmedlm.model"]) for p in parents] == [
+        ("GAD", "GAD", "minilm")]
+    results = json.loads((root / "data/finetune/GAD/results.json").read_text())
+    assert parents[0].data.metrics["finetune/test_mean"] == pytest.approx(results["test"]["mean"])
+    seeds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert [r.data.tags["pubmedlm.kind"] for r in seeds] == ["seed"]
 
 
 def test_search_stops_when_its_epoch_budget_is_spent(root: Path, mirror: Path) -> None:

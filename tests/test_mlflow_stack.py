@@ -140,7 +140,10 @@ def test_pipeline_against_authenticated_server_on_postgres_and_s3(stack: dict, m
         assert (model_dir / "MLmodel").is_file()
         assert list(model_dir.rglob("model.safetensors"))
         finetune_results = json.loads((root / "data/finetune" / TASK / "results.json").read_text())
-        logged = Path(mlflow.artifacts.download_artifacts(run_id=finetune_results["parent_run_id"],
+        from pubmedlm.infra.tracking import find_task_run
+
+        task_run = find_task_run(server.url, "pubmedlm", TASK, finetune_results["model"])
+        logged = Path(mlflow.artifacts.download_artifacts(run_id=task_run.run_id,
                                                           dst_path=str(scratch / "task-run")))
         assert json.loads((logged / "finetune/results.json").read_text())["test"] == finetune_results["test"]
 

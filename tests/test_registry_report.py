@@ -271,8 +271,11 @@ def test_report_renders_in_chromium(root: Path, tmp_path: Path, client) -> None:
     run = client.get_run(json.loads((root / "metrics/evaluate.json").read_text())["run_id"])
     listed = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/index.html", "report/scores.png"} <= listed
-    best = json.loads((root / "data/tune" / TASK / "best.json").read_text())
-    assert [a.path for a in client.list_artifacts(best["parent_run_id"], "report/hpo")] == [f"report/hpo/{TASK}.png"]
+    from pubmedlm.infra.tracking import find_task_run
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    task_run = find_task_run(uri, "pubmedlm", TASK, json.loads((root / "data/tune" / TASK / "best.json").read_text())["model"])
+    assert [a.path for a in client.list_artifacts(task_run.run_id, "report/hpo")] == [f"report/hpo/{TASK}.png"]
 
 
 def test_compare_on_real_predictions(root: Path, mirror: Path, tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: 
     from pubmedlm.config import FloatRange, SearchSpace, TuneConfig
     from pubmedlm.finetune.search import run_search
     from pubmedlm.infra.ray_runtime import init_ray, storage_path
+    from pubmedlm.infra.tracking import RunRef
     from pubmedlm.project import project_root
 
     space = SearchSpace(learning_rate=FloatRange(low=8e-6, high=8e-5, log=True), batch_size=list(GRID_BATCH),
@@ -76,8 +77,8 @@ def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: 
     with mlflow.start_run(run_name=f"{settings.task} optuna+asha") as run:
         init_ray(cfg)
         out = run_search(settings, SEED, tune_cfg, {"cpu": cfg.runtime.cpus_per_worker}, storage_path(cfg, project_root()),
-                         {"uri": mlflow.get_tracking_uri(), "experiment_id": run.info.experiment_id,
-                          "parent_run_id": run.info.run_id}, f"minilm-{time.time()}")
+                         RunRef(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id),
+                         f"minilm-{time.time()}")
     for r in out["trials"]:
         print(f"  search trial {r['trial']}: lr={r['learning_rate']:.2e} bs={r['batch_size']} epochs={r['epochs']} "
               f"{r['status']}, dev by epoch {[round(x, 2) for x in r['dev_curve']]}", flush=True)
@@ -118,11 +119,12 @@ def main() -> None:
     from pubmedlm.config import load_config
     from pubmedlm.finetune import plan
     from pubmedlm.project import data_dir
+    from pubmedlm.text.models import resolve_model
 
     cfg = load_config(root / "params.yaml")
     summary, lines = [], ["| task | side | best dev | trial-epochs | wall s |", "|---|---|---|---|---|"]
     for task in a.tasks:
-        settings = plan.settings(cfg, task, plan.resolve_encoder(cfg, root, "minilm"), data_dir("blurb_data", root))
+        settings = plan.settings(cfg, task, resolve_model("minilm"), data_dir("blurb_data", root))
         print(f"{task}: grid ({len(GRID_LR) * len(GRID_BATCH)} configs x {a.epochs} epochs)", flush=True)
         g = grid(settings, a.epochs)
         budget = int(a.budget * g["trial_epochs"]) or None

@@ -104,6 +104,13 @@ _stage_command(
 
 
 _stage_command(
+    "encoder",
+    "Pin the encoder the BLURB stages fine-tune (finetune.model) by its content: data/encoder/encoder.json "
+    "(name, path, DVC hash), the dependency of tune, finetune and register.",
+)
+
+
+_stage_command(
     "register",
     "Register the encoder and each dataset's fine-tuned model in the MLflow Model Registry with their "
     "lineage; alias `candidate`, and `champion` when the gate passes (metrics/register.json).",

@@ -17,9 +17,9 @@ from pathlib import Path
 from pubmedlm.config import Config
 from pubmedlm.finetune import plan
 from pubmedlm.finetune.heads import load_checked_tokenizer
-from pubmedlm.finetune.search import check_space
 from pubmedlm.project import data_dir, project_root
 from pubmedlm.stages import StageResult
+from pubmedlm.text.models import model_label, resolve_encoder
 
 
 def run_blurb(cfg: Config, model: str, datasets: list[str] | None = None,
@@ -30,15 +30,14 @@ def run_blurb(cfg: Config, model: str, datasets: list[str] | None = None,
     cfg = cfg.model_copy(deep=True)
     ids = [plan.check_task(d) for d in (datasets or cfg.finetune.datasets)]
     cfg.finetune.datasets = ids
-    encoder = plan.resolve_encoder(cfg, root, model)
+    encoder = resolve_encoder(model, root)
     load_checked_tokenizer(encoder)
-    check_space(cfg.tune.search)
-    label = plan.model_label(model)
+    label = model_label(model)
     out_base = data_dir("blurb", root) / label
     experiment = f"blurb-{label}"
     for task in ids:
         tune.run_task(cfg, task, params_file, model=model, out_base=out_base, experiment=experiment)
-        finetune.run_task(cfg, task, params_file, out_base=out_base)
+        finetune.run_task(cfg, task, params_file, model=model, out_base=out_base, experiment=experiment)
     result = evaluate.run_eval(cfg, params_file, out_base=out_base, name=label, experiment=experiment)
     result.metrics["experiment"] = experiment
     return result

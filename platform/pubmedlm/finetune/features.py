@@ -38,6 +38,7 @@ import torch
 
 from pubmedlm.blurb.normalized import Row
 from pubmedlm.blurb.tasks import Task
+from pubmedlm.config import FinetuneConfig
 from pubmedlm.finetune import tagging
 
 IGNORE = -100
@@ -48,14 +49,22 @@ class FinetuneError(ValueError):
     """Fine-tuning input or settings are unusable; the message names the dataset, file or param."""
 
 
+_DEFAULTS = FinetuneConfig.model_fields
+
+
 @dataclass(frozen=True)
 class CodecOptions:
-    """The modelling choices that change how a task is encoded (finetune params)."""
+    """The modelling choices that change how a task is encoded: the `finetune` params of the same
+    names (their defaults too), kept with a fine-tuned model so that serving encodes as training did."""
 
-    tagging: str = "BIO"
-    re_entity: str = "dummy"
-    re_pooling: str = "cls"
-    max_length: int | None = None
+    tagging: str = _DEFAULTS["tagging"].default
+    re_entity: str = _DEFAULTS["re_entity"].default
+    re_pooling: str = _DEFAULTS["re_pooling"].default
+    max_length: int | None = _DEFAULTS["max_length"].default
+
+
+def codec_options(f: FinetuneConfig) -> CodecOptions:
+    return CodecOptions(tagging=f.tagging, re_entity=f.re_entity, re_pooling=f.re_pooling, max_length=f.max_length)
 
 
 @dataclass

@@ -26,7 +26,8 @@ import torch
 from pubmedlm.blurb import tasks
 from pubmedlm.blurb.normalized import Row, read_jsonl
 from pubmedlm.blurb.predictions import score_dataset
-from pubmedlm.finetune.features import CodecOptions, Encoded, FinetuneError, TaskCodec, collate
+from pubmedlm.config import FinetuneConfig, RuntimeConfig
+from pubmedlm.finetune.features import CodecOptions, Encoded, FinetuneError, TaskCodec, codec_options, collate
 from pubmedlm.finetune.heads import TaskModel, build_model, check_model, load_checked_tokenizer
 from pubmedlm.train.loop import Hooks, autocast, train_steps
 from pubmedlm.train.optim import optimizer_and_schedule
@@ -56,28 +57,34 @@ class HParams:
 
 @dataclass(frozen=True)
 class Settings:
-    """Plain-data settings of a fine-tuning run (picklable into Ray workers)."""
+    """One fine-tuning run's settings: the encoder, the task, its prepared data, and the `finetune` and
+    `runtime` config sections themselves (pydantic models pickle into Ray workers and trials; no field
+    is copied, so every default lives in `config`)."""
 
     model: str
     task: str
     gold_dir: str
-    codec: CodecOptions
-    precision: str = "bf16"
-    max_grad_norm: float = 1.0
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    attention_dropout: float | None = None
-    micro_batch: int = 32
-    eval_batch: int = 64
-    threads: int = 0
-    device: str = "auto"
+    finetune: FinetuneConfig
+    runtime: RuntimeConfig
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Settings:
-        """Inverse of `dataclasses.asdict` (how settings travel to Ray workers)."""
-        return cls(**{**d, "codec": CodecOptions(**d["codec"]), "adam_betas": tuple(d["adam_betas"])})
+    @property
+    def codec(self) -> CodecOptions:
+        return codec_options(self.finetune)
+
+    @property
+    def eval_batch(self) -> int:
+        """Evaluation holds no gradients: twice the training micro-batch fits."""
+        return 2 * self.runtime.micro_batch_size
+
+    def identity(self) -> dict[str, Any]:
+        """What decides a run's result, as plain data (names a Tune experiment or a seed's folder):
+        the encoder, task, data, codec, optimisation and caps; not the dataset list or seed counts."""
+        f, rt = self.finetune, self.runtime
+        return {"model": self.model, "task": self.task, "gold_dir": self.gold_dir, "codec": asdict(self.codec),
+                "precision": f.precision, "max_grad_norm": f.max_grad_norm, "adam_betas": list(f.adam_betas),
+                "adam_eps": f.adam_eps, "max_train_examples": f.max_train_examples,
+                "max_eval_examples": f.max_eval_examples, "attention_dropout": f.attention_dropout,
+                "micro_batch": rt.micro_batch_size, "threads": rt.cpus_per_worker, "device": rt.device}
 
 
 @dataclass
@@ -109,13 +116,13 @@ def load_task(settings: Settings, splits: tuple[str, ...] = ("train", "dev", "te
         path = folder / f"{split}.jsonl"
         if not path.is_file():
             raise FinetuneError(f"{task.id}: no prepared {split} split ({path}); run `pubmedlm blurb-data`")
-        cap = settings.max_train_examples if split == "train" else settings.max_eval_examples
+        cap = settings.finetune.max_train_examples if split == "train" else settings.finetune.max_eval_examples
         encoded[split] = codec.encode(_cap(read_jsonl(path), cap))
     return TaskData(codec, encoded)
 
 
 def device_for(settings: Settings) -> torch.device:
-    if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
+    if settings.runtime.device == "cuda" or (settings.runtime.device == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -140,7 +147,7 @@ def predict(model: TaskModel, data: TaskData, split: str, settings: Settings, de
         idx = order[start:start + settings.eval_batch]
         batch = collate([encoded.inputs[i] for i in idx], pad)
         batch.pop("labels", None)
-        with autocast(device, settings.precision):
+        with autocast(device, settings.finetune.precision):
             logits = model.logits(**{k: v.to(device) for k, v in batch.items()})
         logits = logits.float().cpu().numpy()
         for j, i in enumerate(idx):
@@ -167,19 +174,19 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
         on_epoch: Callable[[int, float, dict[str, float]], None] | None = None) -> Fitted:
     """Train `hp.epochs` epochs; score dev after each; return the final model and the dev curve."""
     device = device_for(settings)
-    if device.type == "cpu" and settings.threads:
-        torch.set_num_threads(settings.threads)
+    if device.type == "cpu" and settings.runtime.cpus_per_worker:
+        torch.set_num_threads(settings.runtime.cpus_per_worker)
     seed_everything(seed)
-    model = build_model(settings.model, data.codec, hp.dropout, settings.attention_dropout).to(device)
+    model = build_model(settings.model, data.codec, hp.dropout, settings.finetune.attention_dropout).to(device)
     train = data.splits["train"]
     n = len(train)
     batch = min(hp.batch_size, n)
     per_epoch = n // batch
     total = per_epoch * hp.epochs
     opt, sched = optimizer_and_schedule(model, lr=hp.learning_rate, weight_decay=hp.weight_decay,
-                                        betas=settings.adam_betas, eps=settings.adam_eps,
+                                        betas=settings.finetune.adam_betas, eps=settings.finetune.adam_eps,
                                         warmup_ratio=hp.warmup_ratio, total_steps=total)
-    accum = math.ceil(batch / settings.micro_batch)
+    accum = math.ceil(batch / settings.runtime.micro_batch_size)
     pad = data.codec.tokenizer.pad_token_id
     orders: dict[int, np.ndarray] = {}
 
@@ -204,8 +211,8 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
     t0 = time.perf_counter()
     for epoch in range(hp.epochs):
         train_steps(model, next_batch, opt, sched, start_step=epoch * per_epoch, end_step=(epoch + 1) * per_epoch,
-                    accum=accum, max_grad_norm=settings.max_grad_norm, device=device,
-                    precision=settings.precision, hooks=Hooks([watch]))
+                    accum=accum, max_grad_norm=settings.finetune.max_grad_norm, device=device,
+                    precision=settings.finetune.precision, hooks=Hooks([watch]))
         dev = score(data, "dev", predict(model, data, "dev", settings, device))
         dev_scores.append(dev)
         if on_epoch is not None:

@@ -18,17 +18,36 @@ Soares et al. 2019). It saves as the HF encoder plus `entity_head.pt`.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pubmedlm.finetune.features import FinetuneError, TaskCodec
+from pubmedlm.finetune.features import CodecOptions, FinetuneError, TaskCodec
 from pubmedlm.text.models import load_tokenizer, resolve_model
 
 ENTITY_HEAD = "entity_head.pt"
 _HEAD_SUFFIXES = ("ForTokenClassification", "ForSequenceClassification")
+
+
+# A fine-tuned model folder holds, beside its weights, how it encodes inputs: the serving contract.
+TASK_FILE = "pubmedlm_task.json"
+
+
+def write_task_file(folder: Path, task_id: str, options: CodecOptions, precision: str) -> None:
+    meta = {"task": task_id, "codec": asdict(options), "precision": precision}
+    (folder / TASK_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_task_file(folder: Path) -> tuple[str, CodecOptions, str]:
+    path = Path(folder) / TASK_FILE
+    if not path.is_file():
+        raise FinetuneError(f"{folder}: not a fine-tuned task model ({TASK_FILE} missing); "
+                            "use data/finetune/<task>/model from the finetune stage")
+    meta = json.loads(path.read_text())
+    return meta["task"], CodecOptions(**meta["codec"]), meta.get("precision", "fp32")
 
 
 def load_checked_tokenizer(model: str) -> Any:

@@ -16,48 +16,15 @@ Output layout (the DVC pipeline; `pubmedlm blurb --model X` writes the same tree
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from pubmedlm.blurb import tasks
 from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.config import Config
-from pubmedlm.finetune.features import CodecOptions, FinetuneError
+from pubmedlm.finetune.features import FinetuneError
 from pubmedlm.finetune.fit import Settings
-from pubmedlm.project import data_dir, metrics_path
-from pubmedlm.text.models import resolve_model
-
-PRETRAIN = "pretrain"
-
-
-def resolve_encoder(cfg: Config, root: Path, model: str | None = None) -> str:
-    """The encoder to fine-tune: `model`, else `finetune.model` (`pretrain` = this pipeline's model)."""
-    name = model or cfg.finetune.model
-    if name == PRETRAIN:
-        path = data_dir("pretrain", root) / "model"
-        if not (path / "config.json").is_file():
-            raise FinetuneError(f"finetune.model: pretrain, but {path} holds no model; run `pubmedlm pretrain` "
-                                "or set finetune.model to `minilm`, a local HF folder or a hub id")
-        return str(path)
-    return resolve_model(name)
-
-
-def model_label(model: str) -> str:
-    """A short, file-safe name for a model (MLflow experiment and folder names)."""
-    if model == "minilm":
-        return "minilm"
-    name = Path(model.rstrip("/")).name if Path(model).exists() else model
-    if name == "model" and Path(model).exists():
-        name = Path(model.rstrip("/")).parent.name + "-model"
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
-
-
-def content_id(path: str) -> str:
-    """What identifies a model or dataset folder: its DVC hash (md5 of the files); a hub id stays its name."""
-    from pubmedlm.infra.lineage import dvc_hash
-
-    return dvc_hash(Path(path)) if Path(path).is_dir() else path
+from pubmedlm.project import metrics_path
 
 
 def availability(gold_dir: Path, task_id: str, root: Path) -> str | None:
@@ -78,16 +45,8 @@ def is_proxy(gold_dir: Path, task_id: str) -> bool:
 
 
 def settings(cfg: Config, task_id: str, model: str, gold_dir: Path) -> Settings:
-    f, rt = cfg.finetune, cfg.runtime
     tasks.get(task_id)  # unknown ids fail here, by name
-    return Settings(
-        model=model, task=task_id, gold_dir=str(gold_dir),
-        codec=CodecOptions(tagging=f.tagging, re_entity=f.re_entity, re_pooling=f.re_pooling, max_length=f.max_length),
-        precision=f.precision, max_grad_norm=f.max_grad_norm, adam_betas=tuple(f.adam_betas), adam_eps=f.adam_eps,
-        max_train_examples=f.max_train_examples, max_eval_examples=f.max_eval_examples,
-        attention_dropout=f.attention_dropout, micro_batch=rt.micro_batch_size, eval_batch=2 * rt.micro_batch_size,
-        threads=rt.cpus_per_worker, device=rt.device,
-    )
+    return Settings(model=model, task=task_id, gold_dir=str(gold_dir), finetune=cfg.finetune, runtime=cfg.runtime)
 
 
 def resources(cfg: Config) -> dict[str, float]:
@@ -119,5 +78,4 @@ def check_task(task_id: str) -> str:
         raise FinetuneError(str(e.args[0])) from None
 
 
-__all__ = ["PRETRAIN", "availability", "check_task", "content_id", "flags", "is_proxy",
-           "model_label", "require_task", "resolve_encoder", "resources", "settings"]
+__all__ = ["availability", "check_task", "flags", "is_proxy", "require_task", "resources", "settings"]

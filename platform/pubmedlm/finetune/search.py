@@ -28,13 +28,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pubmedlm.config import SearchSpace, TuneConfig
 from pubmedlm.finetune.features import FinetuneError
 from pubmedlm.finetune.fit import HParams, Settings, fit, load_task
+from pubmedlm.infra.tracking import RunRef
 
 METRIC = "dev_score"
 RANK = "rank_score"
@@ -64,19 +65,19 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     }
 
 
-def check_space(space: SearchSpace) -> None:
-    """An unusable search space fails here, before Ray starts."""
-    if not space.batch_size:
-        raise FinetuneError("tune.search.batch_size: empty list; give at least one batch size")
-    if space.learning_rate.log and space.learning_rate.low <= 0:
-        raise FinetuneError("tune.search.learning_rate: a log range needs low > 0")
-    for name in ("dropout", "warmup_ratio"):
-        r = getattr(space, name)
-        if r.low < 0 or r.high >= 1:
-            raise FinetuneError(f"tune.search.{name}: range [{r.low}, {r.high}] must lie in [0, 1)")
+@dataclass(frozen=True)
+class SearchJob:
+    """What every trial of one task's search shares (handed to each trial by Ray Tune)."""
+
+    settings: Settings
+    seed: int
+    model_id: str
+    """The hashes of the weights and the data: with the settings, names the Tune experiment."""
+    parent: RunRef
+    """The task's MLflow run; each trial is a child run of it."""
 
 
-def trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
+def trial(config: dict[str, Any], job: SearchJob) -> None:
     """One Tune trial: fine-tune with `config`, report the dev metric after every epoch."""
     from ray import tune
 
@@ -85,22 +86,21 @@ def trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     trial_id = tune.get_context().get_trial_id()
     number = trial_number(tune.get_context().get_trial_name())
     hp = HParams.from_dict(config)
-    run = ChildRun(ctx["uri"], ctx["experiment_id"], ctx["parent_run_id"], f"trial {number}",
+    run = ChildRun(job.parent.uri, job.parent.experiment_id, job.parent.run_id, f"trial {number}",
                    params=hp.as_dict(), tags={"ray.trial_id": trial_id, "ray.trial_name": f"trial-{number}",
                                               "pubmedlm.kind": "trial",
-                                              "pubmedlm.task": ctx["task"]})
+                                              "pubmedlm.task": job.settings.task})
     try:
         if str(number) in os.environ.get(FAIL_TRIALS_ENV, "").split(","):
             raise RuntimeError(f"injected failure of trial {number} ({FAIL_TRIALS_ENV})")
-        settings = Settings.from_dict(ctx["settings"])
-        data = load_task(settings, ("train", "dev"))
+        data = load_task(job.settings, ("train", "dev"))
 
         def on_epoch(epoch: int, dev: float, stats: dict[str, float]) -> None:
             run.log_metrics({METRIC: dev, **stats}, step=epoch)
             loss = min(stats["train_loss"], 10.0) if math.isfinite(stats["train_loss"]) else 10.0
             tune.report({METRIC: dev, RANK: dev - TIE_BREAK * loss, "epoch": epoch, **stats})
 
-        fit(data, hp, ctx["seed"], settings, on_epoch)
+        fit(data, hp, job.seed, job.settings, on_epoch)
     except Exception as e:
         run.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
         run.end("FAILED")
@@ -117,16 +117,16 @@ def trial_number(name: str) -> int:
     return int(name.rsplit("-", 1)[-1])
 
 
-def _experiment_name(ctx: dict[str, Any], tune_cfg: TuneConfig) -> str:
+def _experiment_name(job: SearchJob, tune_cfg: TuneConfig) -> str:
     import hashlib
     import json
 
-    key = json.dumps({"settings": ctx["settings"], "seed": ctx["seed"], "tune": tune_cfg.model_dump(mode="json"),
-                      "model_id": ctx["model_id"]}, sort_keys=True, default=str)
-    return f"tune-{ctx['task']}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    key = json.dumps({"settings": job.settings.identity(), "seed": job.seed, "tune": tune_cfg.model_dump(mode="json"),
+                      "model_id": job.model_id}, sort_keys=True, default=str)
+    return f"tune-{job.settings.task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def _tuner(ctx: dict[str, Any], tune_cfg: TuneConfig, resources: dict[str, float], storage: str, name: str):
+def _tuner(job: SearchJob, tune_cfg: TuneConfig, resources: dict[str, float], storage: str, name: str):
     from optuna.samplers import TPESampler
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -134,7 +134,7 @@ def _tuner(ctx: dict[str, Any], tune_cfg: TuneConfig, resources: dict[str, float
 
     from pubmedlm.finetune.budget import EpochBudget
 
-    trainable = tune.with_resources(tune.with_parameters(trial, ctx=ctx), resources)
+    trainable = tune.with_resources(tune.with_parameters(trial, job=job), resources)
     path = f"{storage.rstrip('/')}/{name}"
     if tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
@@ -172,22 +172,21 @@ def _rows(grid) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["trial"])
 
 
-def _close_runs(ctx: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+def _close_runs(parent: RunRef, rows: list[dict[str, Any]]) -> None:
     """Close the child runs a trial could not close itself (stopped by ASHA, or its process died)."""
     from pubmedlm.infra.tracking import child_runs, end_run
 
     by_trial = {r["trial_name"]: r for r in rows}
-    for run in child_runs(ctx["uri"], ctx["experiment_id"], ctx["parent_run_id"]):
+    for run in child_runs(parent.uri, parent.experiment_id, parent.run_id):
         row = by_trial.get(run["tags"].get("ray.trial_name", ""))
         if row is None:
             continue
         tags = {"tune.status": row["status"], "tune.epochs_run": row["epochs_run"]}
         if run["status"] == "RUNNING":
-            end_run(ctx["uri"], run["run_id"], "FAILED" if row["status"] == "failed" else "FINISHED",
+            end_run(parent.uri, run["run_id"], "FAILED" if row["status"] == "failed" else "FINISHED",
                     tags | ({"error": row["error"]} if row["error"] else {}))
         else:
-            end_run(ctx["uri"], run["run_id"], run["status"], tags)
-        row["run_id"] = run["run_id"]
+            end_run(parent.uri, run["run_id"], run["status"], tags)
 
 
 def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -200,22 +199,21 @@ def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_search(settings: Settings, seed: int, tune_cfg: TuneConfig, resources: dict[str, float], storage: str,
-               tracking: dict[str, str], model_id: str) -> dict[str, Any]:
+               parent: RunRef, model_id: str) -> dict[str, Any]:
     """Search one task; returns {"trials": rows, "best": row, "trial_epochs", "wall_seconds", "experiment"}.
 
     `model_id` identifies the weights and data (hashes): with the settings it names the Tune
     experiment, so only an identical search is resumed."""
-    check_space(tune_cfg.search)
-    # Fail before Ray: the data loads and the model matches the task.
+    # The search space was checked with the config (`config.SearchSpace`). Fail before Ray: the data loads and the model matches the task.
     load_task(settings, ("dev",))
-    ctx = {"settings": asdict(settings), "seed": seed, "task": settings.task, "model_id": model_id, **tracking}
-    name = _experiment_name(ctx, tune_cfg)
+    job = SearchJob(settings, seed, model_id, parent)
+    name = _experiment_name(job, tune_cfg)
     t0 = time.time()
-    grid = _tuner(ctx, tune_cfg, resources, storage, name).fit()
+    grid = _tuner(job, tune_cfg, resources, storage, name).fit()
     rows = _rows(grid)
-    _close_runs(ctx, rows)
+    _close_runs(parent, rows)
     return {"trials": rows, "best": best_trial(rows), "trial_epochs": sum(r["epochs_run"] for r in rows),
             "wall_seconds": time.time() - t0, "experiment": f"{storage.rstrip('/')}/{name}"}
 
 
-__all__ = ["FAIL_TRIALS_ENV", "METRIC", "RANK", "TIE_BREAK", "best_trial", "check_space", "param_space", "run_search", "trial"]
+__all__ = ["FAIL_TRIALS_ENV", "METRIC", "RANK", "TIE_BREAK", "SearchJob", "best_trial", "param_space", "run_search", "trial"]

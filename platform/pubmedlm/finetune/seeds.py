@@ -1,33 +1,40 @@
-"""One fine-tuning seed as a Ray task: train with the tuned configuration, score dev and test,
-write the predictions (`blurb.predictions` format), the model (HF format with its task file) and
-`result.json` into the seed's folder, and record it as an MLflow child run of the task's run.
+"""Fine-tuning seeds as Ray tasks: each trains with the tuned configuration, scores dev and test,
+writes its predictions (`blurb.predictions` format), its model (HF format with its task file) and
+`result.json` into its folder, and is recorded as an MLflow child run of the task's run.
 
-A seed whose folder holds `result.json` is done; the `finetune` stage skips it on a rerun.
+Seeds run with one worker's resources, several at once when the machine has room. Their folders
+live in a work directory named by a digest of encoder, data, settings and hyperparameters
+(`work_dir`); a seed whose folder holds `result.json` is done, so a rerun after a crash trains
+only the seeds still missing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pubmedlm.project import write_json
+
+if TYPE_CHECKING:
+    from pubmedlm.finetune.fit import HParams, Settings
+    from pubmedlm.infra.tracking import RunRef
 
 SEED_RESULT = "result.json"
 
 
-def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: int, index: int, out: str,
-                tracking: dict[str, str]) -> dict[str, Any]:
+def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str, parent: RunRef) -> dict[str, Any]:
     """Train and score one seed (runs as a Ray task); writes predictions, model and result.json to `out`."""
     import torch
 
     from pubmedlm.blurb.predictions import write_predictions
-    from pubmedlm.finetune.fit import HParams, Settings, device_for, fit, load_task, predict, score
+    from pubmedlm.finetune.fit import device_for, fit, load_task, predict, score
+    from pubmedlm.finetune.heads import write_task_file
     from pubmedlm.infra.tracking import ChildRun
-    from pubmedlm.registry.serving import write_task_file
 
-    settings = Settings.from_dict(settings_dict)
-    hp = HParams.from_dict(hparams)
-    run = ChildRun(tracking["uri"], tracking["experiment_id"], tracking["parent_run_id"], f"seed {index}",
+    run = ChildRun(parent.uri, parent.experiment_id, parent.run_id, f"seed {index}",
                    params={**hp.as_dict(), "seed": seed},
                    tags={"pubmedlm.kind": "seed", "pubmedlm.task": settings.task})
     try:
@@ -47,7 +54,7 @@ def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: in
             scores[split] = score(data, split, preds)
             write_predictions(folder / "predictions" / split / f"{settings.task}.jsonl", data.splits[split].rows, preds)
         fitted.model.save(folder / "model", data.codec.tokenizer)
-        write_task_file(folder / "model", settings.task, settings.codec, settings.precision)
+        write_task_file(folder / "model", settings.task, settings.codec, settings.finetune.precision)
         result = {"index": index, "seed": seed, "dev_score": scores["dev"], "test_score": scores["test"],
                   "dev_curve": fitted.dev_scores, "train_seconds": fitted.train_seconds, "steps": fitted.steps,
                   "truncated_words": {s: e.truncated_words for s, e in data.splits.items()}, "run_id": run.run_id,
@@ -62,4 +69,39 @@ def seed_worker(settings_dict: dict[str, Any], hparams: dict[str, Any], seed: in
     return result
 
 
-__all__ = ["SEED_RESULT", "seed_worker"]
+def work_dir(base: Path, settings: Settings, hp: HParams, first_seed: int) -> Path:
+    """The seeds' folder under `base`: same encoder, data, settings and configuration, same folder."""
+    from pubmedlm.infra.lineage import content_id
+
+    key = json.dumps({"settings": settings.identity(), "hparams": hp.as_dict(), "model": content_id(settings.model),
+                      "data": content_id(str(Path(settings.gold_dir) / settings.task)), "seed": first_seed},
+                     sort_keys=True, default=str)
+    return base / f"finetune-{settings.task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def train_seeds(settings: Settings, hp: HParams, n: int, first_seed: int, work: Path, parent: RunRef,
+                resources: dict[str, float]) -> list[dict[str, Any]]:
+    """Seeds first_seed .. first_seed + n - 1 (indices 0 .. n-1): finished ones read back, the rest
+    trained as Ray tasks (Ray must be initialised); results in index order."""
+    import ray
+
+    remote = ray.remote(seed_worker).options(num_cpus=resources["cpu"], num_gpus=resources.get("gpu", 0),
+                                             max_retries=0)
+    done, pending = [], []
+    for k in range(n):
+        folder = work / f"seed-{k}"
+        if (folder / SEED_RESULT).is_file():
+            done.append(json.loads((folder / SEED_RESULT).read_text()))
+        else:
+            pending.append(remote.remote(settings, hp, first_seed + k, k, str(folder), parent))
+    done += ray.get(pending)
+    return sorted(done, key=lambda r: r["index"])
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Mean, sample std (0 for one seed), min, max and count of the seeds' scores."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
+__all__ = ["SEED_RESULT", "seed_worker", "summarize", "train_seeds", "work_dir"]

@@ -4,7 +4,8 @@
 - `dvc_hash`: the hash DVC 3 records for a file or folder, computed the way DVC computes it;
 - `lineage_hash`: a pipeline output's hash as `dvc.lock` records it, else computed (the one reader
   of DVC hashes: tracking tags, registry lineage and content ids all go through here);
-- `lineage_tags`: the `git.*` and `dvc.<path>` tags a model version or run carries.
+- `lineage_tags`: the `git.*` and `dvc.<path>` tags a model version or run carries;
+- `content_id`: what identifies a model or dataset folder (its DVC hash; a hub id stays its name).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def lineage_hash(root: Path, rel: str) -> str | None:
         return locked
     path = root / rel
     return dvc_hash(path) if path.exists() else None
+
+
+def content_id(path: str) -> str:
+    """The DVC hash of a local model or dataset folder; anything else (a hub id) is its own id."""
+    return dvc_hash(Path(path)) if Path(path).is_dir() else path
 
 
 def lineage_tags(root: Path, paths: Iterable[str], params_file: str | Path) -> dict[str, str]:

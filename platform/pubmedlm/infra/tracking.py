@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,15 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class RunRef:
+    """Where a run lives, in plain data a Ray worker or trial can take along."""
+
+    uri: str
+    experiment_id: str
+    run_id: str
+
+
 class StageRun:
     """Handle passed to a stage while its MLflow run is active."""
 
@@ -92,6 +102,10 @@ class StageRun:
         self.run_id: str = mlflow_module.active_run().info.run_id
         self.experiment_id: str = mlflow_module.active_run().info.experiment_id
         self.uri: str = mlflow_module.get_tracking_uri()
+
+    @property
+    def ref(self) -> RunRef:
+        return RunRef(self.uri, self.experiment_id, self.run_id)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         numeric = {k: float(v) for k, v in flatten(metrics).items() if _is_number(v)}
@@ -307,6 +321,26 @@ def latest_stage_run(uri: str, experiment: str, stage: str) -> Any | None:
                               f"tags.`pubmedlm.stage` = '{stage}' and attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
+
+
+def task_run_tags(task: str, model_label: str) -> dict[str, str]:
+    """The tags that make a run a task's parent run (trials and seeds are its children)."""
+    return {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.model": model_label}
+
+
+def find_task_run(uri: str, experiment: str, task: str, model_label: str) -> RunRef | None:
+    """The latest parent run of `task` fine-tuning `model_label` on this tracking server (found by
+    its tags: versioned outputs hold no run ids, so a project moved to another server finds its
+    runs there, or none)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in task_run_tags(task, model_label).items())
+    runs = client.search_runs([exp.experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1)
+    return RunRef(uri, exp.experiment_id, runs[0].info.run_id) if runs else None
 
 
 def metric_history(uri: str, run_id: str, names: list[str]) -> dict[str, list[tuple[int, float]]]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +35,8 @@ import mlflow.pyfunc
 
 from pubmedlm.blurb import tasks
 from pubmedlm.finetune import tagging
-from pubmedlm.finetune.features import CodecOptions, FinetuneError, TaskCodec
-
-TASK_FILE = "pubmedlm_task.json"
-
-
-def write_task_file(folder: Path, task_id: str, options: CodecOptions, precision: str) -> None:
-    meta = {"task": task_id, "codec": asdict(options), "precision": precision}
-    (folder / TASK_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-
-
-def read_task_file(folder: Path) -> tuple[str, CodecOptions, str]:
-    path = Path(folder) / TASK_FILE
-    if not path.is_file():
-        raise FinetuneError(f"{folder}: not a fine-tuned task model ({TASK_FILE} missing); "
-                            "use data/finetune/<task>/model from the finetune stage")
-    meta = json.loads(path.read_text())
-    return meta["task"], CodecOptions(**meta["codec"]), meta.get("precision", "fp32")
+from pubmedlm.finetune.features import FinetuneError, TaskCodec
+from pubmedlm.finetune.heads import read_task_file
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
@@ -89,6 +73,7 @@ class TaskPredictor:
     def __init__(self, folder: str | Path, *, eval_batch: int = 64, precision: str | None = None) -> None:
         import torch
 
+        from pubmedlm.config import FinetuneConfig, RuntimeConfig
         from pubmedlm.finetune.fit import Settings
         from pubmedlm.text.models import load_tokenizer
 
@@ -98,8 +83,11 @@ class TaskPredictor:
         tokenizer = load_tokenizer(str(self.folder))
         self.codec = TaskCodec(self.task, tokenizer, options)
         self.model = load_task_model(self.folder, self.codec)
-        self.settings = Settings(model=str(self.folder), task=task_id, gold_dir="", codec=options,
-                                 precision=precision or trained_precision, eval_batch=eval_batch, device="cpu")
+        trained = FinetuneConfig(tagging=options.tagging, re_entity=options.re_entity, re_pooling=options.re_pooling,
+                                 max_length=options.max_length, precision=precision or trained_precision)
+        # evaluation batches are twice the micro-batch (`Settings.eval_batch`)
+        runtime = RuntimeConfig(device="cpu", micro_batch_size=max(1, eval_batch // 2))
+        self.settings = Settings(model=str(self.folder), task=task_id, gold_dir="", finetune=trained, runtime=runtime)
         self.device = torch.device("cpu")
 
     def _placeholder_targets(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -202,5 +190,4 @@ def log_task_model(folder: Path, name: str) -> Any:
             metadata={"pubmedlm.task": task_id, "pubmedlm.input_columns": columns})
 
 
-__all__ = ["TASK_FILE", "BlurbTaskModel", "TaskPredictor", "load_task_model", "log_task_model", "read_task_file", "split_words",
-           "write_task_file"]
+__all__ = ["BlurbTaskModel", "TaskPredictor", "load_task_model", "log_task_model", "split_words"]

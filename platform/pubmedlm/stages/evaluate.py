@@ -39,7 +39,7 @@ def collect(finetune_dir: Path, datasets: list[str]) -> dict[str, Any]:
             continue
         per[task_id] = {"paper_name": r["paper_name"], "mean": r["test"]["mean"], "std": r["test"]["std"],
                         "seeds": r["test"]["n"], "dev_mean": r["dev"]["mean"], "proxy": r["flags"]["proxy"],
-                        "capped": r["flags"]["capped"], "hparams": r["hparams"], "parent_run_id": r["parent_run_id"]}
+                        "capped": r["flags"]["capped"], "hparams": r["hparams"]}
     results = {e["paper_name"]: e["mean"] for e in per.values()}
     proxies = [e["paper_name"] for e in per.values() if e["proxy"]]
     score = blurb_score(results, proxies) if results else None
@@ -69,8 +69,8 @@ def markdown(summary: dict[str, Any], name: str) -> str:
 
 def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: Path | None = None,
              name: str | None = None, experiment: str | None = None) -> StageResult:
-    from pubmedlm.finetune.plan import model_label
-    from pubmedlm.infra.tracking import stage_run
+    from pubmedlm.infra.tracking import find_task_run, stage_run
+    from pubmedlm.text.models import model_label
 
     root = project_root()
     finetune_dir = (out_base / "finetune") if out_base else data_dir("finetune", root)
@@ -89,7 +89,9 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
             flat.update({f"blurb_type/{t}": v for t, v in summary["blurb"]["per_type"].items()})
             tracked.set_tags({"blurb.label": summary["blurb"]["label"], "blurb.partial": summary["blurb"]["partial"]})
         tracked.log_metrics(flat)
-        tracked.set_tags({f"task_run.{d}": e["parent_run_id"] for d, e in summary["datasets"].items()})
+        task_runs = {d: find_task_run(tracked.uri, experiment or cfg.runtime.mlflow_experiment, d, label)
+                     for d in summary["datasets"]}
+        tracked.set_tags({f"task_run.{d}": ref.run_id for d, ref in task_runs.items() if ref})
         tracked.log_artifact(mpath)
         tracked.log_artifact(report)
     return StageResult(STAGE, {"metrics": mpath, "report": report}, summary, tracked.run_id)

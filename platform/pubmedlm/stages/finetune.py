@@ -3,10 +3,10 @@
 and test, test reported as mean ± std over the seeds, every seed's predictions kept, and the
 best-dev seed's model saved in HF format for the tasks.
 
-Seeds run as Ray tasks with one worker's resources (several at once when the machine has room),
-each an MLflow child run of the task's parent run (opened by `tune`). A seed's finished work is
-kept under `runtime.storage_path` (named by a digest of model, data, settings and
-hyperparameters), so a rerun after a crash trains only the seeds still missing.
+Seeds run as Ray tasks (`finetune.seeds`), each an MLflow child run of the task's parent run,
+found on the configured tracking server by its tags (opened by `tune`; on a server that has none,
+e.g. a project moved to a team server, a new parent run is opened). A seed's finished work is kept
+under `runtime.storage_path`, so a rerun after a crash trains only the seeds still missing.
 
 Outputs: `data/finetune/<task>/` (results.json, predictions/, model/, config.yaml) and
 `metrics/finetune/<task>.json`.
@@ -14,107 +14,94 @@ Outputs: `data/finetune/<task>/` (results.json, predictions/, model/, config.yam
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import statistics
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pubmedlm.config import Config
 from pubmedlm.finetune import plan
 from pubmedlm.finetune.features import FinetuneError
-from pubmedlm.finetune.seeds import SEED_RESULT, seed_worker
+from pubmedlm.finetune.fit import HParams
 from pubmedlm.project import atomic_dir, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.text.models import model_label, resolve_encoder
 
 STAGE = "finetune"
 SECTIONS = ("finetune", "tune")
 
 
-def _work_dir(cfg: Config, root: Path, settings: dict[str, Any], best: dict[str, Any]) -> Path:
+def _seed_base(cfg: Config, root: Path) -> Path:
     from pubmedlm.infra.ray_runtime import storage_path
 
-    gold = Path(settings["gold_dir"]) / best["task"]
-    key = json.dumps({"settings": settings, "hparams": best["hparams"], "model": plan.content_id(best["model_path"]),
-                      "data": plan.content_id(str(gold)),
-                      "seed": cfg.finetune.seed}, sort_keys=True, default=str)
     base = storage_path(cfg, root)
-    if "://" in base:  # seeds write plain files; remote storage keeps them under the local cache instead
-        base = str(root / cfg.runtime.cache_dir / "finetune")
-    return Path(base) / f"finetune-{best['task']}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    # seeds write plain files; remote storage keeps them under the local cache instead
+    return root / cfg.runtime.cache_dir / "finetune" if "://" in base else Path(base)
 
 
-def _train_seeds(cfg: Config, root: Path, best: dict[str, Any], settings: dict[str, Any]) -> tuple[Path, list[dict]]:
-    import ray
-
-    from pubmedlm.infra.ray_runtime import init_ray
-
-    work = _work_dir(cfg, root, settings, best)
-    n = cfg.finetune.seeds_for(best["task"])
-    tracking = {k: best[k] for k in ("experiment_id", "parent_run_id")} | {"uri": best["tracking_uri"]}
-    done, pending = [], []
-    init_ray(cfg)
-    res = plan.resources(cfg)
-    remote = ray.remote(seed_worker).options(num_cpus=res["cpu"], num_gpus=res.get("gpu", 0), max_retries=0)
-    for k in range(n):
-        folder = work / f"seed-{k}"
-        if (folder / SEED_RESULT).is_file():
-            done.append(json.loads((folder / SEED_RESULT).read_text()))
-        else:
-            pending.append(remote.remote(settings, best["hparams"], cfg.finetune.seed + k, k, str(folder), tracking))
-    done += ray.get(pending)
-    return work, sorted(done, key=lambda r: r["index"])
+def _read_best(tune_dir: Path, task: str, label: str) -> dict[str, Any]:
+    path = tune_dir / "best.json"
+    if not path.is_file():
+        raise FinetuneError(f"{task}: no tuned configuration ({path}); run `pubmedlm tune --task {task}`")
+    best = json.loads(path.read_text())
+    if best["status"] == "ok" and best["model"] != label:
+        raise FinetuneError(f"{task}: {path} was searched for model {best['model']!r}, but the model is {label!r}; "
+                            f"rerun `pubmedlm tune --task {task}`")
+    return best
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values), "n": len(values)}
+def _publish(out_dir: Path, cfg: Config, results: dict[str, Any], work: Path | None = None) -> None:
+    """Write the task's output folder; with seeds, their predictions and the best-dev seed's model."""
+    with atomic_dir(out_dir) as tmp:
+        for r in results.get("seeds", []):
+            shutil.copytree(work / f"seed-{r['index']}" / "predictions", tmp / "predictions" / f"seed-{r['index']}")
+        if work is not None:
+            shutil.copytree(work / f"seed-{results['best_seed']}" / "model", tmp / "model")
+        write_json(tmp / "results.json", results)
+        write_resolved_config(tmp, cfg, SECTIONS)
+    for r in results.get("seeds", []):  # only the best-dev seed's weights are kept (BERT-base: 440 MB a seed)
+        if r["index"] != results["best_seed"]:
+            shutil.rmtree(work / f"seed-{r['index']}" / "model", ignore_errors=True)
 
 
-def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
-             out_base: Path | None = None) -> StageResult:
-    """Fine-tune one task with its tuned configuration; `out_base` as in the tune stage."""
+def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *, model: str | None = None,
+             out_base: Path | None = None, experiment: str | None = None) -> StageResult:
+    """Fine-tune one task with its tuned configuration; `model`, `out_base`, `experiment` as in tune."""
     from pubmedlm.blurb import tasks
-    from pubmedlm.infra.tracking import stage_run
+    from pubmedlm.finetune.seeds import summarize, train_seeds, work_dir
+    from pubmedlm.infra.ray_runtime import init_ray
+    from pubmedlm.infra.tracking import find_task_run, stage_run, task_run_tags, tracking_uri
 
-    root = project_root()
-    task = plan.check_task(task)
-    tune_dir = (out_base / "tune" / task) if out_base else data_dir("tune", root) / task
-    out_dir = (out_base / STAGE / task) if out_base else data_dir(STAGE, root) / task
+    root, task = project_root(), plan.check_task(task)
+    base = out_base or root / "data"
+    out_dir = base / STAGE / task
     mpath = (out_base / "metrics" / STAGE / f"{task}.json") if out_base else metrics_path(f"{STAGE}/{task}", root)
-    if not (tune_dir / "best.json").is_file():
-        raise FinetuneError(f"{task}: no tuned configuration ({tune_dir / 'best.json'}); run `pubmedlm tune --task {task}`")
-    best = json.loads((tune_dir / "best.json").read_text())
+    label = model_label(model or cfg.finetune.model)
+    best = _read_best(base / "tune" / task, task, label)
     if best["status"] != "ok":
         results = {"task": task, "status": best["status"], "reason": best.get("reason", "")}
-        with atomic_dir(out_dir) as tmp:
-            write_json(tmp / "results.json", results)
-            write_resolved_config(tmp, cfg, SECTIONS)
+        _publish(out_dir, cfg, results)
         write_json(mpath, {"status": best["status"]})
         return StageResult(STAGE, {"results": out_dir / "results.json"}, results)
     gold = data_dir("blurb_data", root)
-    settings = asdict(plan.settings(cfg, task, best["model_path"], gold))
-    with stage_run(STAGE, cfg, SECTIONS, params_file, resume_run_id=best["parent_run_id"]) as tracked:
-        work, seeds = _train_seeds(cfg, root, best, settings)
+    settings = plan.settings(cfg, task, resolve_encoder(model or cfg.finetune.model, root), gold)
+    hp = HParams.from_dict(best["hparams"])
+    experiment = experiment or cfg.runtime.mlflow_experiment
+    parent = find_task_run(tracking_uri(cfg, root), experiment, task, label)
+    opened = {"run_name": task, "tags": task_run_tags(task, label)} if parent is None else {"resume_run_id": parent.run_id}
+    with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment, **opened) as tracked:
+        init_ray(cfg)
+        work = work_dir(_seed_base(cfg, root), settings, hp, cfg.finetune.seed)
+        seeds = train_seeds(settings, hp, cfg.finetune.seeds_for(task), cfg.finetune.seed, work, tracked.ref,
+                            plan.resources(cfg))
         winner = max(seeds, key=lambda r: (r["dev_score"], -r["index"]))
         results = {
-            "task": task, "paper_name": tasks.get(task).paper_name, "status": "ok", "model": best["model"],
-            "model_path": best["model_path"], "hparams": best["hparams"], "seeds": seeds,
-            "test": _summary([r["test_score"] for r in seeds]), "dev": _summary([r["dev_score"] for r in seeds]),
-            "best_seed": winner["index"], "flags": plan.flags(cfg, gold, task), "parent_run_id": best["parent_run_id"],
-            "metric": tasks.get(task).metric,
+            "task": task, "paper_name": tasks.get(task).paper_name, "status": "ok", "model": label,
+            "hparams": best["hparams"], "seeds": [{k: v for k, v in r.items() if k != "run_id"} for r in seeds],
+            "test": summarize([r["test_score"] for r in seeds]), "dev": summarize([r["dev_score"] for r in seeds]),
+            "best_seed": winner["index"], "flags": plan.flags(cfg, gold, task), "metric": tasks.get(task).metric,
         }
-        with atomic_dir(out_dir) as tmp:
-            for r in seeds:
-                shutil.copytree(work / f"seed-{r['index']}" / "predictions", tmp / "predictions" / f"seed-{r['index']}")
-            shutil.copytree(work / f"seed-{winner['index']}" / "model", tmp / "model")
-            write_json(tmp / "results.json", results)
-            write_resolved_config(tmp, cfg, SECTIONS)
-        for r in seeds:  # only the best-dev seed's weights are kept (BERT-base: 440 MB a seed)
-            if r["index"] != winner["index"]:
-                shutil.rmtree(work / f"seed-{r['index']}" / "model", ignore_errors=True)
+        _publish(out_dir, cfg, results, work)
         metrics = {"test_mean": results["test"]["mean"], "test_std": results["test"]["std"],
                    "dev_mean": results["dev"]["mean"], "seeds": len(seeds)}
         write_json(mpath, metrics)

@@ -20,10 +20,17 @@ from pubmedlm.corpus.shards import iter_texts, shard_paths
 from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
 from pubmedlm.text.models import load_tokenizer, resolve_model
-from pubmedlm.train.packing import PackedWriter, SpecialIds, StreamPacker, id_dtype, nsp_instances, nsp_row
+from pubmedlm.train.packing import (
+    PACK_INFO,
+    PackedWriter,
+    SpecialIds,
+    StreamPacker,
+    id_dtype,
+    nsp_instances,
+    nsp_row,
+)
 
 STAGE = "pack"
-PACK_INFO = "tokenizer.json"  # which tokenizer packed the data: {"tokenizer": name, "vocab_size": n}
 SECTIONS = ("pack",)
 SPLITS = ("train", "heldout")
 

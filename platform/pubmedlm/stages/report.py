@@ -33,15 +33,19 @@ SECTIONS = ("finetune",)
 PRETRAIN_METRICS = ["train/loss", "train/mlm_loss", "train/mlm_accuracy", "heldout/mlm_loss", "heldout/mlm_accuracy"]
 
 
-def _trials(root: Path, datasets: list[str]) -> dict[str, dict[str, Any]]:
-    """{dataset: {"trials": [...], "parent_run_id": ...}} for every dataset the tune stage searched."""
+def _trials(root: Path, datasets: list[str], uri: str, experiment: str) -> dict[str, dict[str, Any]]:
+    """{dataset: {"trials": [...], "task_run": run id or None}} for every dataset the tune stage searched
+    (the task's run found on the tracking server by its tags)."""
+    from pubmedlm.infra.tracking import find_task_run
+
     out = {}
     for task in datasets:
         folder = data_dir("tune", root) / task
         if (folder / "trials.json").is_file() and (folder / "best.json").is_file():
             trials = json.loads((folder / "trials.json").read_text())
             if trials:  # an unavailable dataset has an empty table
-                out[task] = {"trials": trials, "parent_run_id": json.loads((folder / "best.json").read_text()).get("parent_run_id")}
+                ref = find_task_run(uri, experiment, task, json.loads((folder / "best.json").read_text())["model"])
+                out[task] = {"trials": trials, "task_run": ref.run_id if ref else None}
     return out
 
 
@@ -74,14 +78,14 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
             plots.pretrain_curves(history, out / "pretrain.png", f"Pretraining (MLflow run {pretrain.info.run_id[:8]})")
             figures["Pretraining curves"] = out / "pretrain.png"
             attach["pretrain.png"] = pretrain.info.run_id
-    trials = _trials(root, list(cfg.finetune.datasets))
+    trials = _trials(root, list(cfg.finetune.datasets), uri, cfg.runtime.mlflow_experiment)
     if trials:
         plots.hpo_trials({t: v["trials"] for t, v in trials.items()}, out / "hpo.png")
         figures["Hyperparameter search (learning rate against dev score)"] = out / "hpo.png"
         for task, v in trials.items():
             plots.hpo_trials({task: v["trials"]}, out / "hpo" / f"{task}.png")
-            if v["parent_run_id"]:
-                attach[f"hpo/{task}.png"] = v["parent_run_id"]
+            if v["task_run"]:
+                attach[f"hpo/{task}.png"] = v["task_run"]
     vocab = metrics_path("vocab", root)
     if vocab.is_file():
         render_chart(json.loads(vocab.read_text()), out / "fragmentation.png")

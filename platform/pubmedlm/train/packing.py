@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+PACK_INFO = "tokenizer.json"  # beside the packed sets: which tokenizer packed them {"tokenizer", "vocab_size"}
+
 
 @dataclass(frozen=True)
 class SpecialIds:

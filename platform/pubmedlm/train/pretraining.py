@@ -1,4 +1,4 @@
-"""Pretraining pieces: the model, the data order, the optimizer and schedule, checkpoints, FLOPs.
+"""Pretraining pieces: input checks, the model, the data order, checkpoints, FLOPs, the unigram baseline.
 
 Data order: for phase p, the packed training rows are visited in a permutation seeded by
 (seed, phase, epoch). The global batch of step s is rows [s·G, (s+1)·G) of that order; it is cut
@@ -10,6 +10,7 @@ to find its place ("data position" = step). Masks and dropout are seeded by (see
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,69 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pubmedlm.train.mlm import VocabInfo, whole_word_mask
-from pubmedlm.train.packing import PackedSet
+from pubmedlm.config import PretrainConfig, RuntimeConfig
+from pubmedlm.train.mlm import IGNORE, VocabInfo, vocab_info, whole_word_mask
+from pubmedlm.train.packing import PACK_INFO, PackedSet
 
 
 class PretrainError(ValueError):
     """Bad pretraining input, found before any compute."""
+
+
+def check_inputs(recipe: PretrainConfig | None, runtime: RuntimeConfig, pack: Path, init: str,
+                 tokenizer_path: str) -> int:
+    """Every input check, before any compute: the section exists, each phase's length was packed and
+    divides into workers x micro-batch, the init checkpoint holds a model whose vocab matches its
+    tokenizer, and the tokenizer is the one that packed the data. Returns the vocab size."""
+    from transformers import AutoConfig
+
+    from pubmedlm.text.models import load_tokenizer
+
+    if recipe is None:
+        raise PretrainError("params: the `pretrain` section is missing (see pipelines/profiles/paper.yaml)")
+    for i, phase in enumerate(recipe.phases):
+        check_batching(phase.global_batch, runtime.micro_batch_size, runtime.num_workers, i)
+        for split in ("train", "heldout"):
+            folder = pack / f"len{phase.seq_len}" / split
+            if not (folder / "meta.json").is_file():
+                raise PretrainError(f"pretrain.phases[{i}]: no packed data for seq_len {phase.seq_len} ({folder}); "
+                                    f"add it to pack.seq_lengths and rerun the pack stage")
+            try:
+                PackedSet(folder)
+            except ValueError as e:
+                raise PretrainError(str(e)) from None
+    if recipe.init != "scratch" and Path(init).exists() and not (Path(init) / "config.json").is_file():
+        raise PretrainError(f"pretrain.init: {init} holds no model (config.json missing)")
+    size = len(load_tokenizer(Path(tokenizer_path)))
+    packed_vocab = json.loads((pack / PACK_INFO).read_text())["vocab_size"]
+    if packed_vocab != size:
+        raise PretrainError(
+            f"vocab mismatch: data/pack was tokenized with a {packed_vocab}-entry vocab, the model's tokenizer "
+            f"({tokenizer_path}) has {size}; set pack.tokenizer to match pretrain.init and rerun pack")
+    if recipe.init == "scratch":
+        if recipe.model.max_position_embeddings < max(p.seq_len for p in recipe.phases):
+            raise PretrainError("pretrain.model.max_position_embeddings is shorter than a phase's seq_len")
+    elif (model_vocab := AutoConfig.from_pretrained(init).vocab_size) != size:
+        raise PretrainError(f"pretrain.init: model vocab_size {model_vocab} != its tokenizer's {size} entries")
+    return size
+
+
+def unigram_baseline(recipe: PretrainConfig, pack: Path, tokenizer_path: str, eval_batch: int) -> float:
+    """MLM accuracy of always predicting the most frequent training piece, on the held-out targets
+    the run is evaluated on (the floor a pretrained model must clear)."""
+    from pubmedlm.text.models import load_tokenizer
+
+    last = recipe.phases[-1].seq_len
+    info = vocab_info(load_tokenizer(Path(tokenizer_path)))
+    train = PackedSet(pack / f"len{last}" / "train")
+    sample = np.asarray(train.input_ids[: min(len(train), 2000)]).ravel().astype(np.int64)
+    sample = sample[~info.special.numpy()[sample]]
+    top = int(np.bincount(sample, minlength=info.size).argmax())
+    batches = heldout_batches(PackedSet(pack / f"len{last}" / "heldout"), info, recipe.mlm_probability,
+                              recipe.whole_word_mask, recipe.eval_batches, eval_batch, recipe.seed)
+    labels = np.concatenate([b["labels"].numpy().ravel() for b in batches])
+    labels = labels[labels != IGNORE]
+    return float((labels == top).mean())
 
 
 def build_model(init: str, shape: dict, vocab_size: int, nsp: bool, pad_id: int, seed: int):

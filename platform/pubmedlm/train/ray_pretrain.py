@@ -1,4 +1,8 @@
-"""Ray Train glue for pretraining: the per-worker function and the TorchTrainer around it.
+"""Ray Train glue for pretraining: the job every worker receives, the per-worker function and the
+TorchTrainer around it.
+
+The job carries the `pretrain` and `runtime` config sections themselves (pydantic models pickle),
+so a worker reads the same typed fields, with the same defaults, as the stage that built it.
 
 Each worker builds the model, restores the latest checkpoint if Ray hands one over (a restart
 after a failure, or a rerun of the stage under the same run name), wraps the model in DDP, and
@@ -10,11 +14,13 @@ no metrics reported without a checkpoint) and writes checkpoints; every rank cal
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from pubmedlm.config import PretrainConfig, RuntimeConfig
+from pubmedlm.infra.tracking import RunRef
 from pubmedlm.train.loop import Hooks, evaluate, train_steps
 from pubmedlm.train.mlm import MaskedLMLoss, vocab_info
 from pubmedlm.train.optim import optimizer_and_schedule
@@ -35,25 +41,66 @@ from pubmedlm.train.pretraining import (
 HF_DIR = "hf"
 
 
+@dataclass(frozen=True)
+class PretrainJob:
+    """What every pretraining worker needs: the recipe and runtime sections, resolved paths, the run."""
+
+    recipe: PretrainConfig
+    runtime: RuntimeConfig
+    init: str
+    """`scratch`, or the resolved path / hub id of the checkpoint to continue from."""
+    tokenizer: str
+    pack_dir: str
+    run: RunRef | None = None
+    """The stage's MLflow run, which rank 0 logs to (None: no tracking)."""
+
+    @property
+    def total_steps(self) -> int:
+        return sum(p.steps for p in self.recipe.phases)
+
+
+def make_trainer(job: PretrainJob, name: str, storage: str):
+    """The TorchTrainer of a job: workers and resources from `runtime`, restarts from the recipe."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    rt = job.runtime
+    use_gpu = rt.gpus_per_worker > 0
+    resources = {"CPU": rt.cpus_per_worker, **({"GPU": rt.gpus_per_worker} if use_gpu else {})}
+    return TorchTrainer(
+        pretrain_worker,
+        train_loop_config={"job": job},
+        scaling_config=ray.train.ScalingConfig(num_workers=rt.num_workers, use_gpu=use_gpu,
+                                               resources_per_worker=resources,
+                                               placement_strategy=rt.placement_strategy),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=job.recipe.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
 class _Reporter:
     """Rank-0 logging, evaluation and checkpoint hooks."""
 
-    def __init__(self, cfg: dict, net, unwrapped, opt, sched, rank: int, device, heldout, tokenizer) -> None:
+    def __init__(self, job: PretrainJob, net, unwrapped, opt, sched, rank: int, device, heldout, tokenizer,
+                 peak: float) -> None:
         import ray.train
 
         self.ray_train = ray.train
-        self.cfg, self.net, self.unwrapped, self.opt, self.sched = cfg, net, unwrapped, opt, sched
+        self.job, self.net, self.unwrapped, self.opt, self.sched = job, net, unwrapped, opt, sched
         self.rank, self.device, self.heldout, self.tokenizer = rank, device, heldout, tokenizer
         self.logger = None
-        if rank == 0 and cfg.get("run_id"):
+        if rank == 0 and job.run is not None:
             from pubmedlm.infra.tracking import RunLogger
 
-            self.logger = RunLogger(cfg["run_id"], cfg["tracking_uri"])
+            self.logger = RunLogger(job.run.run_id, job.run.uri)
         self.tokens = 0
         self.flops_per_seq = 0.0
         self.global_batch = 1
         self.seq_len = 1
-        self.peak = cfg.get("peak_flops") or 0.0
+        self.peak = peak
         self.last_eval: dict[str, float] = {}
 
     def phase(self, seq_len: int, global_batch: int, masked_per_seq: float, nsp: bool) -> None:
@@ -61,9 +108,9 @@ class _Reporter:
         self.flops_per_seq = train_flops_per_sequence(self.unwrapped.model.config, seq_len, masked_per_seq, nsp)
 
     def on_step(self, step: int, stats: dict[str, float]) -> None:
-        p = self.cfg["pretrain"]
+        p, total = self.job.recipe, self.job.total_steps
         self.tokens += self.global_batch * self.seq_len
-        if self.rank == 0 and self.logger and (step % p["log_every"] == 0 or step == self.cfg["total_steps"]):
+        if self.rank == 0 and self.logger and (step % p.log_every == 0 or step == total):
             rate = self.global_batch / stats["step_time"]
             row = {
                 "train/loss": stats["loss"], "train/mlm_loss": stats["mlm_loss"],
@@ -73,18 +120,18 @@ class _Reporter:
                 "train/tokens_seen": self.tokens,
             }
             if self.peak:
-                row["train/mfu"] = rate * self.flops_per_seq / (self.peak * self.cfg["world"])
+                row["train/mfu"] = rate * self.flops_per_seq / (self.peak * self.job.runtime.num_workers)
             self.logger.log_metrics(row, step)
-        if step % p["eval_every"] == 0 or step == self.cfg["total_steps"]:
+        if step % p.eval_every == 0 or step == total:
             self.evaluate(step)
-        if step % p["checkpoint_every"] == 0 or step == self.cfg["total_steps"]:
-            self.checkpoint(step, final=step == self.cfg["total_steps"])
+        if step % p.checkpoint_every == 0 or step == total:
+            self.checkpoint(step, final=step == total)
 
     def evaluate(self, step: int) -> None:
         if self.rank != 0:
             return
         # The unwrapped module: DDP's forward would start collectives the other ranks never join.
-        out = evaluate(self.unwrapped, self.heldout, self.device, self.cfg["pretrain"]["precision"])
+        out = evaluate(self.unwrapped, self.heldout, self.device, self.job.recipe.precision)
         self.last_eval = {"heldout/mlm_loss": out["mlm_loss"], "heldout/mlm_accuracy": out["mlm_correct"] / out["mlm_count"]}
         if "nsp_correct" in out:
             self.last_eval["heldout/nsp_accuracy"] = out["nsp_correct"] / sum(len(b["input_ids"]) for b in self.heldout)
@@ -104,74 +151,70 @@ class _Reporter:
             self.ray_train.report(metrics, checkpoint=checkpoint)
 
 
-def pretrain_worker(cfg: dict[str, Any]) -> None:
-    """Runs in every Ray Train worker; `cfg` is plain data built by the stage."""
+def pretrain_worker(config: dict) -> None:
+    """Runs in every Ray Train worker; `config["job"]` is the `PretrainJob` the stage built."""
     import ray.train
     import ray.train.torch
 
     from pubmedlm.text.models import load_tokenizer
 
+    job: PretrainJob = config["job"]
+    p, micro = job.recipe, job.runtime.micro_batch_size
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     if device.type == "cpu":
-        torch.set_num_threads(cfg["threads"])
-    p = cfg["pretrain"]
-    tokenizer = load_tokenizer(Path(cfg["tokenizer"]))
+        torch.set_num_threads(job.runtime.cpus_per_worker)
+    tokenizer = load_tokenizer(Path(job.tokenizer))
     info = vocab_info(tokenizer)
-    pack = Path(cfg["pack_dir"])
-    phases = [PhaseData(PackedSet(pack / f"len{ph['seq_len']}" / "train"), PackedSet(pack / f"len{ph['seq_len']}" / "heldout"),
-                        ph["global_batch"], cfg["micro_batch"], world) for ph in p["phases"]]
+    pack = Path(job.pack_dir)
+    phases = [PhaseData(PackedSet(pack / f"len{ph.seq_len}" / "train"), PackedSet(pack / f"len{ph.seq_len}" / "heldout"),
+                        ph.global_batch, micro, world) for ph in p.phases]
     nsp = phases[0].train.token_type_ids is not None
-    net = MaskedLMLoss(build_model(cfg["init"], p["model"], len(tokenizer), nsp, info.pad_id, p["seed"]))
-    opt, sched = optimizer_and_schedule(net, lr=p["peak_lr"], weight_decay=p["weight_decay"], betas=p["adam_betas"],
-                                        eps=p["adam_eps"], warmup_ratio=p["warmup_ratio"],
-                                        total_steps=cfg["total_steps"])
+    net = MaskedLMLoss(build_model(job.init, p.model.model_dump(), len(tokenizer), nsp, info.pad_id, p.seed))
+    opt, sched = optimizer_and_schedule(net, lr=p.peak_lr, weight_decay=p.weight_decay, betas=p.adam_betas,
+                                        eps=p.adam_eps, warmup_ratio=p.warmup_ratio, total_steps=job.total_steps)
     start = 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
             start = load_state(Path(folder), net, opt, sched)
-    if not cfg.get("peak_flops") and rank == 0:
-        cfg["peak_flops"] = measure_peak_flops(device)
+    peak = job.runtime.peak_flops or (measure_peak_flops(device) if rank == 0 else 0.0)
     ddp = ray.train.torch.prepare_model(net)
-    unwrapped = net
-    last = phases[-1]
-    heldout = heldout_batches(last.heldout, info, p["mlm_probability"], p["whole_word_mask"], p["eval_batches"],
-                              cfg["micro_batch"], p["seed"])
-    reporter = _Reporter(cfg, ddp, unwrapped, opt, sched, rank, device, heldout, tokenizer)
-    reporter.tokens = _tokens_before(p["phases"], start)
+    heldout = heldout_batches(phases[-1].heldout, info, p.mlm_probability, p.whole_word_mask, p.eval_batches, micro,
+                              p.seed)
+    reporter = _Reporter(job, ddp, net, opt, sched, rank, device, heldout, tokenizer, peak)
+    reporter.tokens = _tokens_before(p.phases, start)
     offset = 0
-    for index, (phase, spec) in enumerate(zip(phases, p["phases"], strict=True)):
-        end = offset + spec["steps"]
+    for index, (phase, spec) in enumerate(zip(phases, p.phases, strict=True)):
+        end = offset + spec.steps
         if start < end:
-            reporter.phase(spec["seq_len"], spec["global_batch"], p["mlm_probability"] * spec["seq_len"], nsp)
+            reporter.phase(spec.seq_len, spec.global_batch, p.mlm_probability * spec.seq_len, nsp)
 
             def next_batch(step: int, micro: int, phase=phase, index=index, offset=offset) -> dict:
-                rows = micro_batch_rows(phase, p["seed"], index, step - offset, micro, rank)
-                chunk = micro * world + rank
-                return make_batch(phase.train, rows, info, p["mlm_probability"], p["whole_word_mask"],
-                                  seeded(p["seed"], step, chunk))
+                rows = micro_batch_rows(phase, p.seed, index, step - offset, micro, rank)
+                return make_batch(phase.train, rows, info, p.mlm_probability, p.whole_word_mask,
+                                  seeded(p.seed, step, micro * world + rank))
 
             def before_micro(step: int, micro: int) -> None:
-                torch.manual_seed(seeded(p["seed"], -2, step, micro * world + rank).initial_seed())
+                torch.manual_seed(seeded(p.seed, -2, step, micro * world + rank).initial_seed())
 
             train_steps(ddp, next_batch, opt, sched, start_step=max(start, offset), end_step=end, accum=phase.accum,
-                        max_grad_norm=p["max_grad_norm"], device=device, precision=p["precision"],
+                        max_grad_norm=p.max_grad_norm, device=device, precision=p.precision,
                         hooks=Hooks([reporter.on_step]), before_micro=before_micro)
         offset = end
-    if start >= cfg["total_steps"]:  # nothing left (a finished run rerun): still hand back a final checkpoint
+    if start >= job.total_steps:  # nothing left (a finished run rerun): still hand back a final checkpoint
         reporter.evaluate(start)
         reporter.checkpoint(start, final=True)
-    if reporter.logger is not None and not reporter.logger.flush(cfg.get("tracking_flush_seconds", 600)):
+    if reporter.logger is not None and not reporter.logger.flush(job.runtime.tracking_flush_seconds):
         print(f"MLflow unreachable: {reporter.logger.pending} metric batches not delivered "
               f"(checkpoints are intact; the stage logs its final metrics when the server answers)", flush=True)
 
 
-def _tokens_before(phases: list[dict], step: int) -> int:
-    """Tokens consumed by the first `step` optimizer steps of the schedule."""
+def _tokens_before(phases: list, step: int) -> int:
+    """Tokens consumed by the first `step` optimizer steps of the schedule (`phases`: PhaseConfig)."""
     tokens, offset = 0, 0
     for spec in phases:
-        tokens += spec["global_batch"] * spec["seq_len"] * min(spec["steps"], max(0, step - offset))
-        offset += spec["steps"]
+        tokens += spec.global_batch * spec.seq_len * min(spec.steps, max(0, step - offset))
+        offset += spec.steps
     return tokens

@@ -1,0 +1,149 @@
+"""Typed, validated configuration: the one reader of ``params.yaml``.
+
+Every number of the recipe lives in ``params.yaml`` (one section per stage) and is parsed here
+into pydantic models that reject unknown keys. The ``runtime`` section holds what changes speed or
+placement but never results (device, workers, MLflow URI, Ray address); DVC stages do not depend
+on it, so moving from a laptop to a cluster keeps the DVC cache valid.
+
+``load_config(path, overrides)`` applies ``a.b=c`` overrides (values parsed as YAML) and turns any
+validation failure into a ``ConfigError`` that names the offending key and the file.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from pubmedlm.config.base import ConfigError, StrictModel
+from pubmedlm.config.blurb import (
+    BlurbDataConfig,
+    FinetuneConfig,
+    FloatRange,
+    RegisterConfig,
+    SearchSpace,
+    TuneConfig,
+    blurb_dataset_ids,
+)
+from pubmedlm.config.pretraining import (
+    CorpusConfig,
+    ModelShape,
+    PackConfig,
+    PhaseConfig,
+    PretrainConfig,
+    RuntimeConfig,
+    SourceSpec,
+    VocabConfig,
+)
+
+
+class Config(StrictModel):
+    """The whole recipe plus runtime, as read from one params file."""
+
+    runtime: RuntimeConfig = RuntimeConfig()
+    """Speed and placement (not a DVC dependency)."""
+    corpus: CorpusConfig
+    """The `corpus` stage."""
+    vocab: VocabConfig = VocabConfig()
+    """The `vocab` stage."""
+    pack: PackConfig = PackConfig()
+    """The `pack` stage."""
+    blurb_data: BlurbDataConfig = BlurbDataConfig()
+    """The `blurb-data` stage."""
+    pretrain: PretrainConfig | None = None
+    """The `pretrain` stage (required to run it)."""
+    finetune: FinetuneConfig = FinetuneConfig()
+    """Fine-tuning on BLURB (the `tune`, `finetune` stages and `pubmedlm blurb`)."""
+    tune: TuneConfig = TuneConfig()
+    """The `tune` stage's hyperparameter search."""
+    register_: RegisterConfig = Field(default_factory=RegisterConfig, alias="register")
+    """The `register` stage (MLflow Model Registry); `register` in params files (the Python name
+    has a trailing underscore: `register` is a method of every pydantic model's metaclass)."""
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section as plain data (what is written beside a stage's output)."""
+        field = next((f for f, info in type(self).model_fields.items() if (info.alias or f) == name), name)
+        return getattr(self, field).model_dump(mode="json")
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    keys = dotted.split(".")
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: cannot set '{dotted}': '{'.'.join(keys[: i + 1])}' is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=c` -> ("a.b", yaml-parsed c)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. vocab.vocab_size=8000")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {text!r}: empty key")
+    return key, yaml.safe_load(raw) if raw.strip() else None
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing key '{loc}'")
+        else:
+            lines.append(f"{source}: bad value for '{loc}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a params file; errors name the key and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    data = copy.deepcopy(data)
+    source = str(path)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value, f"{path} (--set {key})")
+        source = f"{path} with --set {', '.join(overrides or [])}"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source)) from None
+
+
+def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, type, description) for every field: the reference behind `pubmedlm params`."""
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.append((key, "section", field.description or ""))
+            rows.extend(describe(ann, key + "."))
+        else:
+            rows.append((key, str(ann).replace("typing.", ""), field.description or ""))
+    return rows
+
+
+__all__ = ["BlurbDataConfig", "Config", "ConfigError", "CorpusConfig", "FinetuneConfig", "FloatRange", "ModelShape",
+           "PackConfig", "PhaseConfig", "PretrainConfig", "RegisterConfig", "RuntimeConfig", "SearchSpace",
+           "SourceSpec", "StrictModel", "TuneConfig", "VocabConfig", "blurb_dataset_ids", "describe", "load_config",
+           "parse_override"]

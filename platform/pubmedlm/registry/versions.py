@@ -1,0 +1,91 @@
+"""What a registered model version says about itself: its standing for the gate, its tags
+(scores, lineage, sources, cost) and its description, for the encoder and for each task model.
+Plain functions of the stage's inputs (evaluate summary, fine-tuning results, stage metrics), so
+the `register` stage is glue and the tags can be checked without a registry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pubmedlm.registry.gate import Standing
+
+
+def score_line(r: dict[str, Any]) -> str:
+    t = r["test"]
+    return f"{t['mean']:.2f} ± {t['std']:.2f} ({t['n']} seeds)"
+
+
+def description(title: str, lines: list[str], note: str) -> str:
+    return "\n".join([f"**{title}**", "", *lines, "", note]).strip() + "\n"
+
+
+def pretrain_cost(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """Device-hours and tokens of pretraining (metrics/pretrain.json), when the pipeline pretrained."""
+    if not metrics:
+        return {}
+    return {"cost.pretrain_device_hours": round(metrics.get("worker_hours", 0.0), 6),
+            "cost.tokens_seen": metrics.get("tokens_seen", 0)}
+
+
+def task_cost(results: dict[str, Any], tune_metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """Device-hours of the task's seeds and search, and the training examples its seeds saw."""
+    seeds_h = sum(s["train_seconds"] for s in results["seeds"]) / 3600
+    tune_h = (tune_metrics or {}).get("wall_seconds", 0.0) / 3600
+    return {"cost.finetune_device_hours": round(seeds_h, 6), "cost.tune_device_hours": round(tune_h, 6),
+            "cost.train_examples_seen": sum(s["steps"] for s in results["seeds"]) * results["hparams"]["batch_size"]}
+
+
+def encoder_version(summary: dict[str, Any], label: str, encoder_name: str, common: dict[str, str],
+                    cost: dict[str, Any]) -> tuple[Standing, dict[str, Any], str]:
+    """(standing, tags, description) of the encoder: judged by the run's BLURB score."""
+    b = summary["blurb"]
+    standing = Standing(b["blurb"], tuple(sorted(summary["datasets"])), partial=b["partial"],
+                        proxy=bool(b["proxies"]), capped=summary["not_comparable"])
+    per_task = {f"score.{t}": f"{e['mean']:.2f} ± {e['std']:.2f} ({e['seeds']} seeds)"
+                for t, e in summary["datasets"].items()}
+    tags = {"pubmedlm.kind": "encoder", "pubmedlm.model": label, "pubmedlm.encoder_path": encoder_name,
+            "blurb.score": f"{b['blurb']:.2f}", "blurb.label": b["label"],
+            "pubmedlm.not_comparable": str(summary["not_comparable"]).lower(), **per_task, **common, **cost,
+            "pubmedlm.evaluate_run": summary.get("run_id", "")}
+    note = "Capped (tiny profile) run: not comparable with the paper." if summary["not_comparable"] else ""
+    desc = description(f"{label}: {b['label']} {b['blurb']:.2f}", [f"- {t}: {line}" for t, line in per_task.items()],
+                       note)
+    return standing, tags, desc
+
+
+def task_version(task: str, r: dict[str, Any], label: str, blurb: dict[str, Any] | None, common: dict[str, str],
+                 cost: dict[str, Any], task_run: str | None) -> tuple[Standing, dict[str, Any], str]:
+    """(standing, tags, description) of one dataset's model: judged by its test mean over seeds."""
+    standing = Standing(r["test"]["mean"], (task,), proxy=r["flags"]["proxy"], capped=r["flags"]["capped"])
+    hparams = json.dumps(r["hparams"], sort_keys=True)
+    tags = {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.metric": r["metric"], "pubmedlm.encoder": label,
+            "score.test": score_line(r), "score.dev_mean": f"{r['dev']['mean']:.2f}", "hparams": hparams,
+            **({"pubmedlm.task_run": task_run} if task_run else {}),
+            **({"blurb.score": f"{blurb['blurb']:.2f}", "blurb.label": blurb["label"]} if blurb else {}),
+            **common, **cost}
+    desc = description(f"{task} ({r['paper_name']}), {r['metric']}: test {score_line(r)}",
+                       [f"- encoder: {label}", f"- hyperparameters: {hparams}",
+                        f"- flags: {r['flags'].get('note') or 'none'}"],
+                       "Input: a `text` column (raw text) for NER/PICO, else the task's fields.")
+    return standing, tags, desc
+
+
+def log_encoder(path: str) -> Any:
+    """The encoder as an MLflow transformers model (a fill-mask pipeline), in the active run.
+    Loaded in memory: MLflow's path-only logging breaks on transformers 5's task table."""
+    import mlflow
+    from transformers import AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    from pubmedlm.text.models import load_tokenizer
+
+    hf_logging.set_verbosity_error()
+    model = AutoModelForMaskedLM.from_pretrained(path)
+    return mlflow.transformers.log_model({"model": model, "tokenizer": load_tokenizer(path)}, name="encoder",
+                                         task="fill-mask", pip_requirements=["transformers", "torch"])
+
+
+__all__ = ["description", "encoder_version", "log_encoder", "pretrain_cost", "score_line", "task_cost",
+           "task_version"]

@@ -1,0 +1,118 @@
+"""DVC dependencies that cannot drift: every module a stage runs is one of the stage's `deps`.
+
+A stage's code is the import closure of its module `pubmedlm.stages.<stage>` inside
+`platform/pubmedlm` (imports inside functions count: they run too), the `__init__` of every
+package on the way, and the packaged resource files those modules name. Each of them must be
+covered by a `deps` entry of the stage in `dvc.yaml`: the file itself or a folder above it.
+Otherwise changing that code would leave `dvc repro` reporting results of older code as up to
+date. The CLI (`cli.py`) only parses arguments and dispatches: it is not a stage's dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+SOURCE = REPO / "platform"
+PACKAGE = SOURCE / "pubmedlm"
+RESOURCES = PACKAGE / "resources"
+
+
+def _module_file(name: str) -> Path | None:
+    base = SOURCE.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported(path: Path, name: str) -> set[str]:
+    """The pubmedlm modules `path` (module `name`) imports, relative imports resolved."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import module`
+    return {m for m in out if m.split(".")[0] == "pubmedlm" and _module_file(m)}
+
+
+def _with_parents(name: str) -> set[str]:
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+@cache
+def closure(module: str) -> frozenset[Path]:
+    """Files of `module`'s import closure inside pubmedlm, parent packages and named resources."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        for m in _with_parents(name) - seen:
+            seen.add(m)
+            todo.extend(_imported(_module_file(m), m) - seen)
+    files = {_module_file(m) for m in seen}
+    resources = {p.name: p for p in RESOURCES.iterdir() if p.is_file() and p.suffix != ".py"}
+    for path in list(files):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in resources:
+                files.add(resources[node.value])
+    return frozenset(files)
+
+
+def stages() -> dict[str, list[str]]:
+    """dvc.yaml stage name -> its deps (a `foreach` stage's `${item}` deps are data, not code)."""
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {name: [str(d) for d in (s.get("do", s).get("deps") or [])] for name, s in spec.items()}
+
+
+def uncovered(stage: str, deps: list[str]) -> list[str]:
+    module = f"pubmedlm.stages.{stage.replace('-', '_')}"
+    roots = [(REPO / d).resolve() for d in deps if "${" not in d]
+    missing = []
+    for path in sorted(closure(module)):
+        if not any(path == r or r in path.parents for r in roots):
+            missing.append(path.relative_to(REPO).as_posix())
+    return missing
+
+
+def test_every_pipeline_stage_has_a_stage_module() -> None:
+    for name in stages():
+        assert _module_file(f"pubmedlm.stages.{name.replace('-', '_')}"), f"dvc.yaml stage {name} has no module"
+
+
+@pytest.mark.parametrize("stage", sorted(stages()))
+def test_stage_deps_cover_its_imports(stage: str) -> None:
+    missing = uncovered(stage, stages()[stage])
+    assert not missing, f"dvc.yaml stage {stage!r} runs code its deps do not list: {', '.join(missing)}"
+
+
+def test_a_removed_dep_is_caught() -> None:
+    """The check itself: dropping any code dep of the tune stage leaves an import uncovered."""
+    deps = stages()["tune"]
+    code = [d for d in deps if d.startswith("platform/")]
+    assert code
+    for dep in code:
+        assert uncovered("tune", [d for d in deps if d != dep]), f"removing {dep} went unnoticed"
+
+
+def test_closure_follows_function_level_and_relative_imports() -> None:
+    files = {p.relative_to(PACKAGE).as_posix() for p in closure("pubmedlm.stages.finetune")}
+    # the seed worker is imported at module level; fit (and through it the loop and optimizer) only
+    # inside the worker function
+    assert {"finetune/seeds.py", "finetune/fit.py", "train/loop.py", "train/optim.py"} <= files
+    assert {"__init__.py", "finetune/__init__.py", "stages/__init__.py"} <= files
+    assert "resources/blurb_tasks.yaml" in files

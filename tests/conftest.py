@@ -243,7 +243,8 @@ def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 def dvc_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
 
 
 def make_dvc_repo(tmp_path: Path, mirror: Path, params: dict) -> tuple[Path, dict[str, str]]:

@@ -54,7 +54,8 @@ class Postgres:
     def start(cls) -> Postgres:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not found:
-            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (make system-deps does)")
+            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql "
+                               "(make system-deps does)")
         folder = Path(tempfile.mkdtemp(prefix="pubmedlm-pg-"))
         pg = cls(folder, free_port(), Path(found[-1]).parent)
         if os.geteuid() == 0:
@@ -62,8 +63,9 @@ class Postgres:
         data = folder / "data"
         subprocess.run([*pg._as_owner, str(pg.bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
                         "--auth-local=trust", "--auth-host=scram-sha-256"], check=True, capture_output=True)
-        subprocess.run([*pg._as_owner, str(pg.bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w",
-                        "-o", f"-p {pg.port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+        subprocess.run([*pg._as_owner, str(pg.bin_dir / "pg_ctl"), "-D", str(data), "-l",
+                        str(folder / "log"), "-w", "-o",
+                        f"-p {pg.port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
                        check=True, capture_output=True)
         pg.sql(f"CREATE ROLE mlflow LOGIN PASSWORD '{pg.password}'")
         for db in ("mlflow", "mlflow_auth"):
@@ -71,15 +73,16 @@ class Postgres:
         return pg
 
     def sql(self, statement: str) -> str:
-        return subprocess.run([*self._as_owner, str(self.bin_dir / "psql"), "-h", str(self.folder), "-p", str(self.port),
-                               "-U", "postgres", "-tAc", statement], check=True, capture_output=True, text=True).stdout
+        return subprocess.run([*self._as_owner, str(self.bin_dir / "psql"), "-h", str(self.folder),
+                               "-p", str(self.port), "-U", "postgres", "-tAc", statement],
+                              check=True, capture_output=True, text=True).stdout
 
     def uri(self, db: str) -> str:
         return f"postgresql://mlflow:{self.password}@127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
-        subprocess.run([*self._as_owner, str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast",
-                        "stop"], capture_output=True)
+        subprocess.run([*self._as_owner, str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"),
+                        "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -129,8 +132,9 @@ class MlflowServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MlflowServer:
-        env = {**os.environ, **self.env, "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(self.port), "MLFLOW_WORKERS": "1",
-               "MLFLOW_RUNTIME_DIR": str(self.folder / "runtime"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+        env = {**os.environ, **self.env, "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(self.port),
+               "MLFLOW_WORKERS": "1", "MLFLOW_RUNTIME_DIR": str(self.folder / "runtime"),
+               "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
         log = self.folder / "mlflow-server.log"
         with open(log, "a") as f:
             self.proc = subprocess.Popen([str(REPO / "infra/mlflow/start-mlflow.sh")], env=env, stdout=f,

@@ -133,7 +133,8 @@ def test_unknown_entity_type_is_a_format_error(tmp_path: Path) -> None:
 
 def test_compare_rows_lists_every_difference() -> None:
     a = [RelationRow("1.T1.T2", "x", "false"), RelationRow("1.T1.T3", "y", "CPR:3")]
-    b = [RelationRow("1.T1.T2", "x", "false"), RelationRow("1.T1.T3", "z", "CPR:3"), RelationRow("2", "w", "false")]
+    b = [RelationRow("1.T1.T2", "x", "false"), RelationRow("1.T1.T3", "z", "CPR:3"),
+         RelationRow("2", "w", "false")]
     report = compare_rows(a, b)
     assert (report.id_label_matches, report.sentence_matches) == (2, 1)
     assert report.id_label_share == pytest.approx(2 / 3)

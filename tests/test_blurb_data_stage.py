@@ -25,9 +25,10 @@ pytestmark = pytest.mark.integration
 # Ours, in the paper's units, where they differ from the paper only as documented (docs/BLURB.md,
 # data README): BC5-disease dev 4,246 (paper 4,244). EBM PICO runs on a proxy carved from dev.
 EXPECTED = {
-    "BC5-chem": (5_203, 5_347, 5_385), "BC5-disease": (4_182, 4_246, 4_424), "NCBI-disease": (5_134, 787, 960),
-    "JNLPBA": (46_750, 4_551, 8_662), "ChemProt": (18_035, 11_268, 15_745), "DDI": (25_296, 2_496, 5_716),
-    "GAD": (4_261, 535, 534), "BIOSSES": (64, 16, 20), "HoC": (1_295, 186, 371), "PubMedQA": (450, 50, 500),
+    "BC5-chem": (5_203, 5_347, 5_385), "BC5-disease": (4_182, 4_246, 4_424),
+    "NCBI-disease": (5_134, 787, 960), "JNLPBA": (46_750, 4_551, 8_662), "ChemProt": (18_035, 11_268, 15_745),
+    "DDI": (25_296, 2_496, 5_716), "GAD": (4_261, 535, 534), "BIOSSES": (64, 16, 20),
+    "HoC": (1_295, 186, 371), "PubMedQA": (450, 50, 500),
 }
 PICO_DEV_TOKENS = 87_308  # all labelled tokens of the mirror's dev.tsv (paper: 85,321)
 BIOASQ_ROWS = {
@@ -122,7 +123,8 @@ def test_relation_rows_carry_the_unmasked_sentence_and_mention_spans(full: dict[
             for r in rows:
                 (s1, e1, k1), (s2, e2, k2) = r["entities"]["spans"]
                 assert s1 <= s2
-                masked = mask_pair(r["entities"]["text"], (s1, e1), (s2, e2), (f"@{k1}$", f"@{k2}$"), overlap[name])
+                masked = mask_pair(r["entities"]["text"], (s1, e1), (s2, e2), (f"@{k1}$", f"@{k2}$"),
+                                   overlap[name])
                 assert masked == r["text"], (name, split, r["id"])
 
 
@@ -131,7 +133,8 @@ def test_pico_proxy_is_carved_by_abstract_and_marked(full: dict[str, Any], mirro
     assert entry["status"] == "proxy" and full["metrics"]["proxy"] == ["EBM-PICO"]
     assert entry["comparable"] == "no: proxy, not comparable"
     assert entry["counts"]["train"] + entry["counts"]["dev"] == PICO_DEV_TOKENS
-    assert entry["counts"]["test"] == 16_364 and entry["checks"] == {"pmid_list_test": "matches BLURB's 191 PMIDs"}
+    assert (entry["counts"]["test"] == 16_364
+            and entry["checks"] == {"pmid_list_test": "matches BLURB's 191 PMIDs"})
     assert {d["split"] for d in entry["deviations"]} == {"train", "dev"}
     assert all("proxy, not comparable" in d["reason"] for d in entry["deviations"])
     train, dev = (normalized.read_jsonl(full["out"] / "EBM-PICO" / f"{s}.jsonl") for s in ("train", "dev"))
@@ -147,7 +150,8 @@ def test_pico_proxy_is_carved_by_abstract_and_marked(full: dict[str, Any], mirro
 def test_outputs_follow_the_schema(full: dict[str, Any]) -> None:
     keys = {"ner": ["id", "doc_id", "tokens", "tags"], "pico": ["id", "doc_id", "tokens", "tags"],
             "re": ["id", "text", "label"], "similarity": ["id", "text_a", "text_b", "score"],
-            "doc_classification": ["id", "doc_id", "text", "labels"], "qa": ["id", "question", "context", "label"]}
+            "doc_classification": ["id", "doc_id", "text", "labels"],
+            "qa": ["id", "question", "context", "label"]}
     for name in full["metrics"]["prepared"]:
         task = tasks.get(name)
         meta = json.loads((full["out"] / name / "meta.json").read_text(encoding="utf-8"))
@@ -159,7 +163,8 @@ def test_outputs_follow_the_schema(full: dict[str, Any]) -> None:
             assert len(rows) == meta["rows"][split] and list(rows[0]) == expected, (name, split)
             assert len({r["id"] for r in rows}) == len(rows), (name, split)
     hoc = normalized.read_jsonl(full["out"] / "HoC" / "test.jsonl")
-    assert hoc[0]["id"].startswith(hoc[0]["doc_id"] + "_s") and all(0 <= x <= 9 for r in hoc for x in r["labels"])
+    assert (hoc[0]["id"].startswith(hoc[0]["doc_id"] + "_s")
+            and all(0 <= x <= 9 for r in hoc for x in r["labels"]))
     ddi = normalized.read_jsonl(full["out"] / "DDI" / "dev.jsonl")
     assert ddi[0]["text"].endswith(" ")  # fields kept byte for byte
     assert (full["out"] / "config.yaml").is_file()
@@ -175,14 +180,16 @@ def test_exports_for_corpus_and_vocab(full: dict[str, Any], mirror: Path) -> Non
     by = {}
     for d in docs:
         by[d.dataset] = by.get(d.dataset, 0) + 1
-    assert by == {"BC5CDR-chem": 4_797, "NCBI-disease": 940, "JNLPBA": 3_856, "ebmnlp": 2 * 191, "chemprot": 800,
-                  "DDI": 191, "GAD": 534, "BIOSSES": 20, "HoC": 371, "pubmedqa": 500}  # sentences / abstracts
+    assert by == {"BC5CDR-chem": 4_797, "NCBI-disease": 940, "JNLPBA": 3_856, "ebmnlp": 2 * 191,
+                  "chemprot": 800, "DDI": 191, "GAD": 534, "BIOSSES": 20, "HoC": 371,
+                  "pubmedqa": 500}  # sentences / abstracts
     inputs = {p.relative_to(out / "exports/model_inputs").as_posix()
               for p in (out / "exports/model_inputs").rglob("*.jsonl")}
     assert {i for i in inputs if i.startswith(("chemprot", "ebmnlp", "DDI"))} == {
         "chemprot/dev.jsonl", "ebmnlp/dev.jsonl", "ebmnlp/test.jsonl", "DDI/dev.jsonl", "DDI/test.jsonl"}
     assert len(inputs) == 29
-    assert len(exports.read_model_inputs(out, "ebmnlp", "dev")) == 10_386  # sentences of the published dev.tsv
+    # sentences of the published dev.tsv
+    assert len(exports.read_model_inputs(out, "ebmnlp", "dev")) == 10_386
     biosses = [row[1:3] for row in (line.split("\t") for line in
                (mirror / "blurb/BIOSSES/test.tsv").read_text(encoding="utf-8").splitlines()[1:])]
     assert exports.read_model_inputs(out, "BIOSSES", "test") == biosses
@@ -203,7 +210,8 @@ def test_sources_are_logged_to_mlflow(full: dict[str, Any]) -> None:
 
 
 def test_outputs_are_deterministic(full: dict[str, Any], project: Path) -> None:
-    blurb_data.run(_config(project, datasets=["EBM-PICO", "ChemProt", "HoC"]), params_file=project / "params.yaml")
+    blurb_data.run(_config(project, datasets=["EBM-PICO", "ChemProt", "HoC"]),
+                   params_file=project / "params.yaml")
     for name in ("EBM-PICO", "ChemProt", "HoC"):
         for path in sorted((full["out"] / name).iterdir()):
             assert (project / "data/blurb_data" / name / path.name).read_bytes() == path.read_bytes(), path
@@ -259,7 +267,8 @@ def test_a_user_catalog_verifies_them(project: Path, mirror: Path, monkeypatch: 
     lines = [f"blurb/BC2GM/{s}.tsv\tmirror-only: mine\t{sha256_file(temp / f'blurb/BC2GM/{s}.tsv')}\t"
              for s in tasks.SPLITS]
     catalog.write_text("path\turl\tsha256\tbytes\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    blurb_data.run(_config(project, datasets=["BC2GM"], catalogs=[str(catalog)]), params_file=project / "params.yaml")
+    blurb_data.run(_config(project, datasets=["BC2GM"], catalogs=[str(catalog)]),
+                   params_file=project / "params.yaml")
     assert _metrics(project)["datasets"]["BC2GM"]["verified"] is True
     (temp / "blurb/BC2GM/dev.tsv").write_text("BRCA1\tB\n", encoding="utf-8")
     with pytest.raises(SourceError, match=re.escape("checksum mismatch for blurb/BC2GM/dev.tsv")):
@@ -334,7 +343,8 @@ def test_empty_split(project: Path, mirror: Path, monkeypatch: pytest.MonkeyPatc
     assert message.startswith("blurb/BC2GM/dev.tsv:2: empty split 'dev'")
 
 
-def _pubmedqa_files(tmp: Path, mirror: Path, ids: list[str], listed: list[tuple[str, str]]) -> tuple[Path, Path]:
+def _pubmedqa_files(tmp: Path, mirror: Path, ids: list[str],
+                    listed: list[tuple[str, str]]) -> tuple[Path, Path]:
     data = json.loads((mirror / "blurb/pubmedqa/ori_pqal.json").read_text(encoding="utf-8"))
     json_path, split_path = tmp / "ori_pqal.json", tmp / "pqal_fold0_split.tsv"
     json_path.write_text(json.dumps({i: data[i] for i in ids}, indent=4), encoding="utf-8")
@@ -350,8 +360,8 @@ def test_pubmedqa_id_missing_from_the_split_file(tmp_path: Path, mirror: Path) -
     with pytest.raises(BlurbFormatError) as err:
         normalized.read_pubmedqa(json_path, split_path, "train", labels)
     line = json_path.read_text(encoding="utf-8").splitlines().index(f'    "{ids[1]}": {{') + 1
-    assert str(err.value).startswith(f"{json_path}:{line}: PubMedQA id {ids[1]} is missing from the split file "
-                                     f"{split_path} (1 ids missing)")
+    assert str(err.value).startswith(f"{json_path}:{line}: PubMedQA id {ids[1]} is missing from the "
+                                     f"split file {split_path} (1 ids missing)")
     json_path, split_path = _pubmedqa_files(tmp_path, mirror, ids[:2], [(ids[0], "train"), (ids[1], "dev")])
     split_path.write_text(split_path.read_text(encoding="utf-8") + "123\ttest\tyes\n", encoding="utf-8")
     with pytest.raises(BlurbFormatError, match=rf"^{split_path}:4: PubMedQA id 123 is not in {json_path}"):
@@ -361,7 +371,8 @@ def test_pubmedqa_id_missing_from_the_split_file(tmp_path: Path, mirror: Path) -
 @pytest.mark.parametrize("name, text, expected", [
     ("HoC", "labels\tsentence\tindex\n0_0,1_2,2_0,3_0,4_0,5_0,6_0,7_0,8_0,9_0\tA sentence .\t1_s0\n",
      ":2: unknown label '1_2'"),
-    ("HoC", "labels\tsentence\tindex\n0_0\tA sentence .\t1_s0\t\n", ":2: expected 3 tab-separated columns, got 4"),
+    ("HoC", "labels\tsentence\tindex\n0_0\tA sentence .\t1_s0\t\n",
+     ":2: expected 3 tab-separated columns, got 4"),
     ("GAD", "index\tsentence\tlabel\n0\t@GENE$ and @DISEASE$.\t2\n", ":2: unknown label '2'"),
     ("GAD", "idx\tsentence\tlabel\n", ":1: expected the header"),
     ("ChemProt", "1.T1.T2\t@CHEMICAL$ binds @GENE$.\tCPR:10\n", ":1: unknown label 'CPR:10'"),
@@ -395,9 +406,10 @@ def test_dvc_repro_blurb_data(tmp_path: Path, mirror: Path) -> None:
             shutil.copy(REPO / name, root / name)
     _config(root)  # params.yaml with the tiny profile's PICO proxy
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBMEDLM_PROJECT_ROOT", "MLFLOW_"))}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", PUBMEDLM_DATA_MIRROR=str(mirror),
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", GIT_AUTHOR_NAME="t",
-               GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+               PUBMEDLM_DATA_MIRROR=str(mirror), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.org")
 
     def sh(*args: str) -> str:
         out = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)

@@ -17,7 +17,8 @@ SPLITS = ("train", "dev", "test")
 
 def read_relation_rows(path: Path, split: str) -> list[RelationRow]:
     """A DDI TSV through the reader blurb-data (and so the scores) use."""
-    return [RelationRow(r["id"], r["text"], r["label"]) for r in read_relation_tsv(path, split, tasks.get("DDI").labels)]
+    return [RelationRow(r["id"], r["text"], r["label"])
+            for r in read_relation_tsv(path, split, tasks.get("DDI").labels)]
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +33,13 @@ def lists(ddi_dir: Path) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def documents(ddi_dir: Path, lists: dict[str, list[str]]) -> dict[str, bytes]:
-    return ddi.read_documents(ddi_dir / "raw" / "DDIextraction_2013.tar.gz", [p for s in SPLITS for p in lists[s]])
+    return ddi.read_documents(ddi_dir / "raw" / "DDIextraction_2013.tar.gz",
+                              [p for s in SPLITS for p in lists[s]])
 
 
 @pytest.mark.parametrize("split, size", [("dev", 2_496), ("test", 5_716)])
-def test_published_split_is_reproduced_byte_for_byte(split: str, size: int, ddi_dir: Path, lists, documents) -> None:
+def test_published_split_is_reproduced_byte_for_byte(split: str, size: int, ddi_dir: Path, lists,
+                                                     documents) -> None:
     published_path = ddi_dir / f"{split}.tsv"
     rows = ddi.convert_ddi(ddi_dir / "raw" / "DDIextraction_2013.tar.gz", lists[split], documents)
     report = compare_rows(rows, read_relation_rows(published_path, split))
@@ -72,7 +75,8 @@ _XML = b"""<?xml version="1.0" encoding="UTF-8"?>
     <entity id="DDI-DrugBank.d1.s0.e1" charOffset="2-10" type="group" text="B-blocker"/>
     <entity id="DDI-DrugBank.d1.s0.e2" charOffset="2-2;8-10" type="drug" text="B ker"/>
     <entity id="DDI-DrugBank.d1.s0.e3" charOffset="17-17" type="drug" text="C"/>
-    <pair id="DDI-DrugBank.d1.s0.p0" e1="DDI-DrugBank.d1.s0.e3" e2="DDI-DrugBank.d1.s0.e0" ddi="true" type="effect"/>
+    <pair id="DDI-DrugBank.d1.s0.p0" e1="DDI-DrugBank.d1.s0.e3" e2="DDI-DrugBank.d1.s0.e0" ddi="true" \
+type="effect"/>
     <pair id="DDI-DrugBank.d1.s0.p1" e1="DDI-DrugBank.d1.s0.e1" e2="DDI-DrugBank.d1.s0.e2" ddi="false"/>
   </sentence>
   <sentence id="DDI-DrugBank.d1.s1" text="No pairs here."/>

@@ -129,7 +129,8 @@ def test_pico_hand_computed() -> None:
 def test_pico_absent_class_scores_zero_like_sklearn() -> None:
     gold, pred = [["I-PAR", "O"]], [["I-PAR", "O"]]
     assert metrics.pico_token_macro_f1(gold, pred) == pytest.approx(1 / 3)
-    ref = f1_score(["PAR", "O"], ["PAR", "O"], labels=list(metrics.PICO_CLASSES), average="macro", zero_division=0)
+    ref = f1_score(["PAR", "O"], ["PAR", "O"], labels=list(metrics.PICO_CLASSES), average="macro",
+                   zero_division=0)
     assert ref == pytest.approx(1 / 3)
 
 
@@ -139,7 +140,8 @@ def test_pico_on_real_rows_matches_sklearn() -> None:
     choices = ["O", "I-PAR", "I-INT", "I-OUT"]
     pred = [[rng.choice(choices) if rng.random() < 0.2 else t for t in s] for s in gold]
     flat = lambda seqs: [t.split("-")[-1] for s in seqs for t in s]  # noqa: E731
-    ref = f1_score(flat(gold), flat(pred), labels=list(metrics.PICO_CLASSES), average="macro", zero_division=0)
+    ref = f1_score(flat(gold), flat(pred), labels=list(metrics.PICO_CLASSES), average="macro",
+                   zero_division=0)
     assert metrics.pico_token_macro_f1(gold, pred) == pytest.approx(ref, abs=1e-12)
 
 

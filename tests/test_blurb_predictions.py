@@ -54,7 +54,8 @@ def test_perfect_predictions_score_100_and_the_blurb_score_is_partial(gold: Path
     for name in DATASETS:
         _write(tmp_path, name, list(reversed(_perfect(gold, name))))  # any order
     result = score_predictions(gold, tmp_path)
-    assert {d: e["score"] for d, e in result["datasets"].items()} == pytest.approx({d: 100.0 for d in DATASETS})
+    assert ({d: e["score"] for d, e in result["datasets"].items()}
+            == pytest.approx({d: 100.0 for d in DATASETS}))
     assert result["datasets"]["HoC"]["instances"] == 3_547
     assert result["proxies"] == ["EBM PICO"] and result["datasets"]["EBM-PICO"]["proxy"] is True
     blurb = result["blurb"]
@@ -80,7 +81,8 @@ def test_ner_and_pico_against_seqeval_and_sklearn(gold: Path, tmp_path: Path) ->
         if i % 3 == 1 and "I" in tags:
             tags[tags.index("I")] = "B"
         pred_tags.append(tags)
-    _write(tmp_path, "NCBI-disease", [{"id": r["id"], "prediction": p} for r, p in zip(ner, pred_tags, strict=True)])
+    _write(tmp_path, "NCBI-disease", [{"id": r["id"], "prediction": p}
+                                      for r, p in zip(ner, pred_tags, strict=True)])
     pico = _test_rows(gold, "EBM-PICO")
     # Everything PAR, written the LinkBERT way (B-PAR): read as I-PAR.
     _write(tmp_path, "EBM-PICO", [{"id": r["id"], "prediction": ["B-PAR"] * len(r["tags"])} for r in pico])
@@ -105,7 +107,8 @@ def test_relation_similarity_hoc_and_qa_against_references(gold: Path, tmp_path:
     _write(tmp_path, "GAD", [{"id": r["id"], "prediction": "1"} for r in gad])
     bio = _test_rows(gold, "BIOSSES")
     bio_pred = [r["score"] + (0.7 if i % 2 else -0.4) * (i % 3) for i, r in enumerate(bio)]
-    _write(tmp_path, "BIOSSES", [{"id": r["id"], "prediction": p} for r, p in zip(bio, bio_pred, strict=True)])
+    _write(tmp_path, "BIOSSES", [{"id": r["id"], "prediction": p}
+                                 for r, p in zip(bio, bio_pred, strict=True)])
     qa = _test_rows(gold, "PubMedQA")
     _write(tmp_path, "PubMedQA", [{"id": r["id"], "prediction": "yes"} for r in qa])
     hoc = _test_rows(gold, "HoC")
@@ -118,9 +121,10 @@ def test_relation_similarity_hoc_and_qa_against_references(gold: Path, tmp_path:
     result = {d: e["score"] for d, e in score_predictions(gold, tmp_path)["datasets"].items()}
 
     positives = ["DDI-mechanism", "DDI-effect", "DDI-advise", "DDI-int"]
-    assert result["DDI"] == pytest.approx(100 * f1_score([r["label"] for r in ddi], ddi_pred, labels=positives,
-                                                         average="micro"))
-    assert result["GAD"] == pytest.approx(100 * f1_score([r["label"] for r in gad], ["1"] * len(gad), pos_label="1"))
+    assert result["DDI"] == pytest.approx(100 * f1_score([r["label"] for r in ddi], ddi_pred,
+                                                         labels=positives, average="micro"))
+    assert result["GAD"] == pytest.approx(100 * f1_score([r["label"] for r in gad], ["1"] * len(gad),
+                                                         pos_label="1"))
     assert result["BIOSSES"] == pytest.approx(100 * pearsonr([r["score"] for r in bio], bio_pred)[0])
     assert result["PubMedQA"] == pytest.approx(100 * sum(r["label"] == "yes" for r in qa) / 500)
     binarize = MultiLabelBinarizer(classes=list(range(10)))
@@ -155,7 +159,8 @@ def test_bad_prediction_files_name_file_and_line(gold: Path, tmp_path: Path) -> 
         "FILE:2: unknown label 'yes'; expected one of 0, 1")
     assert _error(gold, tmp_path / "d", "GAD", _lines([gad[0], gad[1], gad[0]])) == (
         f"FILE:3: id '{gad[0]['id']}' predicted twice (first on line 1)")
-    assert _error(gold, tmp_path / "e", "GAD", _lines(gad[:1]) + "{not json\n").startswith("FILE:2: not valid JSON")
+    assert _error(gold, tmp_path / "e", "GAD", _lines(gad[:1]) + "{not json\n").startswith(
+        "FILE:2: not valid JSON")
     assert _error(gold, tmp_path / "f", "GAD", '{"id": "0"}\n') == (
         "FILE:1: expected an object with 'id' and 'prediction'")
     ner = _perfect(gold, "NCBI-disease")
@@ -164,10 +169,12 @@ def test_bad_prediction_files_name_file_and_line(gold: Path, tmp_path: Path) -> 
         f"FILE:2: {len(ner[1]['prediction'])} tags for {len(ner[1]['prediction']) + 1} tokens of test-1")
     ner = _perfect(gold, "NCBI-disease")
     ner[0]["prediction"] = ["B-Disease", *ner[0]["prediction"][1:]]
-    assert _error(gold, tmp_path / "h", "NCBI-disease", _lines(ner)).startswith("FILE:1: unknown label 'B-Disease'")
+    assert _error(gold, tmp_path / "h", "NCBI-disease", _lines(ner)).startswith(
+        "FILE:1: unknown label 'B-Disease'")
     bio = _perfect(gold, "BIOSSES")
     bio[3]["prediction"] = "high"
-    assert _error(gold, tmp_path / "i", "BIOSSES", _lines(bio)) == "FILE:4: prediction 'high' is not a finite number"
+    assert _error(gold, tmp_path / "i", "BIOSSES", _lines(bio)) == (
+        "FILE:4: prediction 'high' is not a finite number")
     hoc = _perfect(gold, "HoC")
     hoc[0]["prediction"] = [10]
     assert _error(gold, tmp_path / "j", "HoC", _lines(hoc)).startswith("FILE:1: unknown label 10")
@@ -193,9 +200,11 @@ def test_evaluate_command(gold: Path, tmp_path: Path) -> None:
            "--output", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr
-    assert "PubMedBERT" in done.stdout and "BLURB (partial" in done.stdout and "proxy, not comparable" in done.stdout
+    assert ("PubMedBERT" in done.stdout and "BLURB (partial" in done.stdout
+            and "proxy, not comparable" in done.stdout)
     scores = json.loads(out.read_text(encoding="utf-8"))
-    assert scores["name"] == "mysystem" and scores["results"] == {"EBM PICO": 100.0, "GAD": 100.0, "PubMedQA": 100.0}
+    assert scores["name"] == "mysystem" and scores["results"] == {
+        "EBM PICO": 100.0, "GAD": 100.0, "PubMedQA": 100.0}
     markdown = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "| GAD | 100.00 | 80.41 |" in markdown and "BioLinkBERT-large" in markdown
     _write(preds, "GAD", '{"id": "0", "prediction": "2"}\n')

@@ -104,7 +104,8 @@ def test_label_sets_agree_with_the_converters_and_the_docs() -> None:
     assert t["DDI"].metric_args == {"negative": ddi.NEGATIVE_LABEL}
     assert t["GAD"].labels == ("0", "1") and t["GAD"].metric_args == {"positive": "1"}
     assert t["EBM-PICO"].labels == ("I-INT", "I-OUT", "I-PAR", "O")
-    assert all(t[d].labels == ("B", "I", "O") for d in ("BC5-chem", "BC5-disease", "NCBI-disease", "BC2GM", "JNLPBA"))
+    assert all(t[d].labels == ("B", "I", "O")
+               for d in ("BC5-chem", "BC5-disease", "NCBI-disease", "BC2GM", "JNLPBA"))
     assert t["HoC"].labels == tuple(str(i) for i in range(10))
     assert t["PubMedQA"].labels == ("yes", "no", "maybe") and t["BioASQ"].labels == ("yes", "no")
     assert t["BIOSSES"].labels == () and t["BIOSSES"].score_range == (0.0, 4.0)
@@ -123,8 +124,10 @@ def test_input_templates() -> None:
 
 def test_documented_deviations() -> None:
     t = tasks.all_tasks()
-    assert {d: task.deviations for d, task in t.items() if task.deviations}.keys() == {"BC5-disease", "EBM-PICO"}
-    assert t["BC5-disease"].deviations["dev"].count == 4_246 and "MTL" in t["BC5-disease"].deviations["dev"].reason
+    assert ({d: task.deviations for d, task in t.items() if task.deviations}.keys()
+            == {"BC5-disease", "EBM-PICO"})
+    assert (t["BC5-disease"].deviations["dev"].count == 4_246
+            and "MTL" in t["BC5-disease"].deviations["dev"].reason)
     assert t["EBM-PICO"].deviations["dev"].count == 87_308
 
 

@@ -54,7 +54,8 @@ def test_clean_is_nfc_lossless_and_single_spaced() -> None:
 
 
 def test_word_runs_ignore_tokenization_and_case() -> None:
-    assert word_runs("IL-2 (p<0.05) Café") == word_runs("il - 2 ( p < 0.05 ) CAFE") == ["il", "2", "p", "0", "05", "cafe"]
+    assert word_runs("IL-2 (p<0.05) Café") == word_runs("il - 2 ( p < 0.05 ) CAFE") == [
+        "il", "2", "p", "0", "05", "cafe"]
     assert text_key("The ﬁrst trial.") == text_key("the first  trial") != text_key("the second trial")
 
 
@@ -62,7 +63,8 @@ def test_word_runs_ignore_tokenization_and_case() -> None:
 
 
 @pytest.mark.parametrize(("name", "articles", "with_abstract", "deleted"), MEDLINE)
-def test_medline_counts_match_manifest(mirror: Path, name: str, articles: int, with_abstract: int, deleted: int) -> None:
+def test_medline_counts_match_manifest(mirror: Path, name: str, articles: int, with_abstract: int,
+                                       deleted: int) -> None:
     items = list(read_medline(mirror / XML / name, name))
     records = [i for i in items if isinstance(i, Record)]
     assert len(records) == articles
@@ -106,7 +108,8 @@ def test_truncated_gzip_names_file_and_position(mirror: Path, tmp_path: Path) ->
     data = (mirror / XML / MEDLINE[0][0]).read_bytes()
     cut = tmp_path / "cut.xml.gz"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorpusError, match=r"cut\.xml\.gz: truncated or corrupt gzip stream after \d+ decompressed bytes \(line \d+\)"):
+    with pytest.raises(CorpusError, match=r"cut\.xml\.gz: truncated or corrupt gzip stream after \d+ "
+                                          r"decompressed bytes \(line \d+\)"):
         list(read_medline(cut, "cut.xml.gz"))
     # Skipping bad records keeps what came before the cut and reports the rest of the file lost.
     items = list(read_medline(cut, "cut.xml.gz", skip_bad=True))
@@ -186,7 +189,8 @@ def test_jsonl(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match=r"docs\.jsonl: line 2: expected an object with a string 'text'"):
         list(read_jsonl(path, "docs.jsonl"))
     items = list(read_jsonl(path, "docs.jsonl", skip_bad=True))
-    assert [type(i) for i in items] == [Record, BadRecord, BadRecord] and items[2].where == "docs.jsonl: line 3"
+    assert ([type(i) for i in items] == [Record, BadRecord, BadRecord]
+            and items[2].where == "docs.jsonl: line 3")
 
 
 def test_ohsumed_tar(mirror: Path) -> None:

@@ -59,7 +59,8 @@ def _local(*paths: Path) -> list[CorpusInput]:
 
 
 def _lines(folder: Path, split: str) -> list[dict]:
-    return [json.loads(line) for p in sorted(folder.glob(f"{split}-*.jsonl")) for line in p.open(encoding="utf-8")]
+    return [json.loads(line) for p in sorted(folder.glob(f"{split}-*.jsonl"))
+            for line in p.open(encoding="utf-8")]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,8 @@ def _blurb_test_pmids(mirror: Path) -> set[str]:
     pmids |= {p.strip() for p in (b / "ebmnlp/split_pmids/test_pmid.tsv").read_text().split(",") if p.strip()}
     raw = b / "chemprot/raw_biocreative_vi/chemprot_test_gs/chemprot_test_abstracts_gs.tsv"
     pmids |= {line.split("\t")[0] for line in raw.read_text().splitlines() if line}
-    pmids |= {Path(p).stem for p in (b / "DDI/split_files/test_files.tsv").read_text().split() if "/MedLine/" in p}
+    pmids |= {Path(p).stem for p in (b / "DDI/split_files/test_files.tsv").read_text().split()
+              if "/MedLine/" in p}
     return pmids
 
 
@@ -105,7 +107,8 @@ def test_counts_on_real_samples_equal_an_independent_count(built, mirror: Path) 
     texts: dict[str, str] = {}
     for name in XML_INPUTS:
         path = mirror / name
-        tree = etree.fromstring(gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes())
+        tree = etree.fromstring(gzip.decompress(path.read_bytes()) if name.endswith(".gz")
+                                else path.read_bytes())
         for el in tree:
             if el.tag == "DeleteCitation":
                 for p in el.iterfind("PMID"):
@@ -122,7 +125,8 @@ def test_counts_on_real_samples_equal_an_independent_count(built, mirror: Path) 
         words = [len(tar.extractfile(t).read().split()) for t in tar if t.isfile()]
     ohsumed = len(words) - 2 - sum(w < 128 for w in words)  # the two README overlaps are long
     assert m["sources"][OHSUMED] == {"records": 7400, "documents": ohsumed}
-    assert m["documents"]["total"] == len(kept) + ohsumed == m["documents"]["train"] + m["documents"]["heldout"]
+    assert (m["documents"]["total"] == len(kept) + ohsumed
+            == m["documents"]["train"] + m["documents"]["heldout"])
     assert m["deletions"] == {"requested": 6, "applied": 0, "not_found": 6}
     counted = {k: v for k, v in m["dropped"].items() if k != "bad_records"}
     assert m["records_read"] == 7465 == m["documents"]["total"] + sum(counted.values())
@@ -139,12 +143,14 @@ def test_ohsumed_blurb_overlaps_are_excluded_and_false_positives_rare(built) -> 
     assert by["ebmnlp"] == by["chemprot"] == 1 and sum(by.values()) == 2
 
 
-def test_outputs_are_well_formed_tracked_and_deterministic(built, blurb: BlurbExclusion, mirror: Path, tmp_path: Path) -> None:
+def test_outputs_are_well_formed_tracked_and_deterministic(built, blurb: BlurbExclusion, mirror: Path,
+                                                           tmp_path: Path) -> None:
     import mlflow
 
     root, result = built
     out = root / "data/corpus"
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "heldout-00000.jsonl", "train-00000.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "heldout-00000.jsonl",
+                                                     "train-00000.jsonl"]
     train, heldout = _lines(out, "train"), _lines(out, "heldout")
     docs = train + heldout
     assert all(set(d) == {"id", "source", "text"} and "\n" not in d["text"] for d in docs)
@@ -175,7 +181,8 @@ def test_exclusion_needs_blurb_data(project: Path) -> None:
     _xml(project / "a.xml", _article("1", 10))
     cfg = _cfg(["a.xml"], exclude_blurb_test=True)
     expected = str(project / "data/blurb_data/exports/test_documents.jsonl")
-    with pytest.raises(CorpusError, match=rf"exclude_blurb_test is on but {expected} is missing: run `pubmedlm blurb-data`"):
+    with pytest.raises(CorpusError, match=rf"exclude_blurb_test is on but {expected} is missing: "
+                                          r"run `pubmedlm blurb-data`"):
         corpus.run(cfg)
     (project / "data/blurb_data/exports").mkdir(parents=True)
     (project / "data/blurb_data/exports/test_documents.jsonl").write_text("", encoding="utf-8")
@@ -185,8 +192,10 @@ def test_exclusion_needs_blurb_data(project: Path) -> None:
 
 
 def test_latest_version_wins_and_deletions_apply_in_order(tmp_path: Path) -> None:
-    a = _xml(tmp_path / "a.xml", _article("1", 5, "old") + _article("2", 5) + _article("3", 5, "v2", version=2))
-    b = _xml(tmp_path / "b.xml.gz", _article("1", 5, "new") + "<DeleteCitation><PMID>2</PMID><PMID>9</PMID></DeleteCitation>"
+    a = _xml(tmp_path / "a.xml", _article("1", 5, "old") + _article("2", 5)
+             + _article("3", 5, "v2", version=2))
+    b = _xml(tmp_path / "b.xml.gz", _article("1", 5, "new")
+             + "<DeleteCitation><PMID>2</PMID><PMID>9</PMID></DeleteCitation>"
              + _article("3", 5, "v1", version=1), gz=True)
     c = _xml(tmp_path / "c.xml", _article("2", 5, "back"))
     out = tmp_path / "out"
@@ -218,7 +227,8 @@ def test_dedup_filters_and_shards(tmp_path: Path) -> None:
     assert m["documents"]["total"] == 10 and m["dropped"]["over_max_documents"] == 4
     (tmp_path / "o2").mkdir()
     m = build_corpus(_local(jsonl), _cfg(["unused"], min_words=5).corpus, tmp_path / "o2", None)
-    assert m["dropped"]["duplicate_text"] == 1 and m["dropped"]["too_short"] == 1 and m["documents"]["total"] == 12
+    assert (m["dropped"]["duplicate_text"] == 1 and m["dropped"]["too_short"] == 1
+            and m["documents"]["total"] == 12)
 
 
 def test_blurb_exclusion_by_pmid_and_by_text(tmp_path: Path, blurb: BlurbExclusion, mirror: Path) -> None:
@@ -241,10 +251,12 @@ def test_failed_run_leaves_no_output(project: Path, mirror: Path) -> None:
 
     good = _xml(project / "good.xml", _article("1", 10))
     corpus.run(_cfg(["good.xml"]))
-    assert (project / "data/corpus/train-00000.jsonl").exists() or (project / "data/corpus/heldout-00000.jsonl").exists()
+    assert ((project / "data/corpus/train-00000.jsonl").exists()
+            or (project / "data/corpus/heldout-00000.jsonl").exists())
     data = (mirror / XML_INPUTS[0]).read_bytes()
     (project / "cut.xml.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorpusError, match=r"cut\.xml\.gz: truncated or corrupt gzip stream after \d+ decompressed bytes"):
+    with pytest.raises(CorpusError,
+                       match=r"cut\.xml\.gz: truncated or corrupt gzip stream after \d+ decompressed bytes"):
         corpus.run(_cfg(["good.xml", "cut.xml.gz"]))
     assert not (project / "data/corpus").exists() and not (project / "metrics/corpus.json").exists()
     assert list((project / "data").iterdir()) == []  # no half-written temporary folder either
@@ -254,7 +266,8 @@ def test_failed_run_leaves_no_output(project: Path, mirror: Path) -> None:
 def test_skip_bad_records_counts_and_reports(project: Path, mirror: Path) -> None:
     from pubmedlm.stages import corpus
 
-    _xml(project / "bad.xml", _article("1", 10, "a") + _article("2", 10).replace("</ArticleTitle>", "</Oops>") + _article("3", 10, "c"))
+    _xml(project / "bad.xml", _article("1", 10, "a") + _article("2", 10).replace("</ArticleTitle>", "</Oops>")
+         + _article("3", 10, "c"))
     data = (mirror / XML_INPUTS[0]).read_bytes()
     (project / "cut.xml.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(CorpusError, match=r"bad\.xml: malformed XML at line 3, column \d+"):
@@ -273,7 +286,8 @@ def test_empty_corpus_is_an_error(project: Path) -> None:
 
     (project / "empty.txt").write_text("\n\n", encoding="utf-8")
     _xml(project / "none.xml", "")
-    with pytest.raises(CorpusError, match=r"corpus: no documents in the inputs \(0 records read from empty\.txt, none\.xml"):
+    with pytest.raises(CorpusError, match=r"corpus: no documents in the inputs "
+                                          r"\(0 records read from empty\.txt, none\.xml"):
         corpus.run(_cfg(["empty.txt", "none.xml"]))
     _xml(project / "short.xml", _article("1", 3))
     with pytest.raises(CorpusError, match=r"no documents left after filtering .*too_short 1"):

@@ -91,7 +91,8 @@ def uncovered(stage: str, deps: list[str]) -> list[str]:
 
 def test_every_pipeline_stage_has_a_stage_module() -> None:
     for name in stages():
-        assert _module_file(f"pubmedlm.stages.{name.replace('-', '_')}"), f"dvc.yaml stage {name} has no module"
+        assert _module_file(f"pubmedlm.stages.{name.replace('-', '_')}"), (
+            f"dvc.yaml stage {name} has no module")
 
 
 @pytest.mark.parametrize("stage", sorted(stages()))

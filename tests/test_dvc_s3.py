@@ -26,8 +26,8 @@ PARAMS = {
     "pretrain": {"init": "scratch",
                  "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
                            "max_position_embeddings": 64, "dropout": 0.1},
-                 "phases": [{"seq_len": 64, "steps": 4, "global_batch": 8}], "eval_every": 4, "eval_batches": 1,
-                 "checkpoint_every": 4, "log_every": 1},
+                 "phases": [{"seq_len": 64, "steps": 4, "global_batch": 8}], "eval_every": 4,
+                 "eval_batches": 1, "checkpoint_every": 4, "log_every": 1},
     "blurb_data": {"datasets": ["NCBI-disease"]},  # upstream of corpus and vocab: one small dataset
     "finetune": {"datasets": ["NCBI-disease"]},
 }
@@ -42,9 +42,9 @@ def s3(tmp_path: Path) -> Iterator[S3Server]:
 
 def test_push_and_pull_through_s3_remote(s3: S3Server, mirror: Path, tmp_path: Path) -> None:
     ref = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = {**PARAMS, "runtime": {**ref["runtime"], "progress": False, "num_workers": 1, "cpus_per_worker": 2,
-                                    "micro_batch_size": 8, "dvc_remote": "s3://dvc/pubmedlm",
-                                    "dvc_remote_endpoint": s3.url}}
+    params = {**PARAMS, "runtime": {**ref["runtime"], "progress": False, "num_workers": 1,
+                                    "cpus_per_worker": 2, "micro_batch_size": 8,
+                                    "dvc_remote": "s3://dvc/pubmedlm", "dvc_remote_endpoint": s3.url}}
     root, env = make_dvc_repo(tmp_path, mirror, params)
     env = {**env, **{k: v for k, v in s3.env.items() if k.startswith("AWS_") and k != "AWS_ENDPOINT_URL"}}
     dvc = [sys.executable, "-m", "dvc"]
@@ -53,8 +53,8 @@ def test_push_and_pull_through_s3_remote(s3: S3Server, mirror: Path, tmp_path: P
     sh([*pubmedlm, "remote"], root, {**env, "PUBMEDLM_PROJECT_ROOT": str(root)})
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "repro"], root, env)
-    tracked = subprocess.run(["git", "grep", "-I", "-l", s3.env["AWS_SECRET_ACCESS_KEY"]], cwd=root, capture_output=True,
-                             text=True)
+    tracked = subprocess.run(["git", "grep", "-I", "-l", s3.env["AWS_SECRET_ACCESS_KEY"]], cwd=root,
+                             capture_output=True, text=True)
     assert tracked.stdout == "", f"the S3 secret is in tracked files: {tracked.stdout}"
     sh([*dvc, "push", "blurb-data", "corpus", "vocab", "pretrain"], root, env)
 
@@ -66,4 +66,5 @@ def test_push_and_pull_through_s3_remote(s3: S3Server, mirror: Path, tmp_path: P
     for out in ("data/corpus", "data/vocab", "data/pretrain"):
         assert dvc_files(clone / out) == dvc_files(root / out), f"{out} differs after dvc pull from S3"
     assert (clone / "data/pretrain/model/model.safetensors").is_file()
-    assert "up to date" in sh([*dvc, "status", "vocab"], clone, env).lower()  # (pretrain also needs data/pack)
+    # (pretrain also needs data/pack)
+    assert "up to date" in sh([*dvc, "status", "vocab"], clone, env).lower()

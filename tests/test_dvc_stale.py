@@ -50,7 +50,8 @@ def _stale(root: Path, env: dict[str, str]) -> set[str]:
 
 
 def _new_pretrained_model(root: Path, env: dict[str, str], revision: int) -> None:
-    (root / "data/pretrain/model/config.json").write_text(json.dumps({"model_type": "bert", "revision": revision}))
+    (root / "data/pretrain/model/config.json").write_text(
+        json.dumps({"model_type": "bert", "revision": revision}))
     _sh([sys.executable, "-m", "dvc", "repro", "-q", "--single-item", "encoder"], root, env)
 
 

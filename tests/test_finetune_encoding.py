@@ -63,7 +63,8 @@ def test_first_pieces_follow_word_ids_and_oracle_logits_decode_to_gold(name: str
     enc = codec.encode(rows)
     tok = load_tokenizer("minilm")
     for row, item, first in zip(rows, enc.inputs, enc.first_pieces, strict=True):
-        word_ids = tok(row["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length).word_ids()
+        word_ids = tok(row["tokens"], is_split_into_words=True, truncation=True,
+                       max_length=task.max_length).word_ids()
         expected = [word_ids.index(w) if w in word_ids else -1 for w in range(len(row["tokens"]))]
         assert first == expected
         labelled = [i for i, label in enumerate(item["label"]) if label != IGNORE]
@@ -116,7 +117,8 @@ def test_relation_entity_markers_and_original_text(ddi_rows: list[dict], pooling
     task = tasks.get("DDI")
     tok = load_tokenizer("minilm")
     markers = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="markers", re_pooling=pooling))
-    original = TaskCodec(task, load_tokenizer("minilm"), CodecOptions(re_entity="original", re_pooling=pooling))
+    original = TaskCodec(task, load_tokenizer("minilm"),
+                         CodecOptions(re_entity="original", re_pooling=pooling))
     m_enc, o_enc = markers.encode(ddi_rows), original.encode(ddi_rows)
     checked = found = 0
     for row, m, o in zip(ddi_rows, m_enc.inputs, o_enc.inputs, strict=True):
@@ -133,7 +135,8 @@ def test_relation_entity_markers_and_original_text(ddi_rows: list[dict], pooling
             checked += 1
         if pooling == "entity_start":
             assert [pieces[p] for p in m["entity_pos"]] == ["[E1]", "[E2]"] or "[/E2]" not in pieces
-            offsets = tok(text, return_offsets_mapping=True, truncation=True, max_length=task.max_length)["offset_mapping"]
+            offsets = tok(text, return_offsets_mapping=True, truncation=True,
+                          max_length=task.max_length)["offset_mapping"]
             for p, (s, e) in zip(o["entity_pos"], ((s1, e1), (s2, e2)), strict=True):
                 assert p == 0 or (offsets[p][0] < e and offsets[p][1] > s)
                 found += p != 0

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.integration
 TINY = {
     "finetune": {"model": "minilm", "max_train_examples": 24, "max_eval_examples": 24, "max_length": 64,
                  "seeds": {"default": 1}, "attention_dropout": 0.0},
-    "tune": {"num_samples": 2, "search": {"epochs": [1, 1], "learning_rate": {"low": 3e-5, "high": 1e-4, "log": True}}},
+    "tune": {"num_samples": 2,
+             "search": {"epochs": [1, 1], "learning_rate": {"low": 3e-5, "high": 1e-4, "log": True}}},
     "runtime": {"progress": False, "cpus_per_worker": 2, "micro_batch_size": 16},
 }
 
@@ -56,10 +57,12 @@ def _runs(root: Path, experiment: str) -> list:
 
 def test_failed_trial_is_recorded_and_seed_predictions_score_the_same(root: Path, mirror: Path) -> None:
     # BIOSSES without the eval cap (16 dev, 20 test pairs): the whole test split is predicted.
-    sets = ["--set", "finetune.max_eval_examples=null", "--set", "tune.num_samples=3", "--set", "finetune.seeds={default: 2}"]
+    sets = ["--set", "finetune.max_eval_examples=null", "--set", "tune.num_samples=3", "--set",
+            "finetune.seeds={default: 2}"]
     _cli(root, mirror, "tune", "--task", "BIOSSES", *sets, env={"PUBMEDLM_FAIL_TRIALS": "1"})
     trials = json.loads((root / "data/tune/BIOSSES/trials.json").read_text())
-    assert [t["status"] for t in trials][1] == "failed" and "injected failure of trial 1" in trials[1]["error"]
+    assert ([t["status"] for t in trials][1] == "failed"
+            and "injected failure of trial 1" in trials[1]["error"])
     assert [t["status"] for t in trials].count("completed") == 2
     best_text = (root / "data/tune/BIOSSES/best.json").read_text()
     best = json.loads(best_text)
@@ -73,13 +76,15 @@ def test_failed_trial_is_recorded_and_seed_predictions_score_the_same(root: Path
     results = json.loads((root / "data/finetune/BIOSSES/results.json").read_text())
     assert [s["index"] for s in results["seeds"]] == [0, 1]
     for seed in results["seeds"]:
-        scored = score_predictions(root / "data/blurb_data", root / f"data/finetune/BIOSSES/predictions/seed-{seed['index']}/test")
+        scored = score_predictions(root / "data/blurb_data",
+                                   root / f"data/finetune/BIOSSES/predictions/seed-{seed['index']}/test")
         assert scored["datasets"]["BIOSSES"]["score"] == pytest.approx(seed["test_score"], abs=1e-9)
     assert results["test"]["mean"] == pytest.approx(sum(s["test_score"] for s in results["seeds"]) / 2)
 
     # MLflow: one parent run for the task, its three trials (one FAILED) and two seeds nested in it.
     runs = _runs(root, "pubmedlm")
-    parents = [r for r in runs if r.data.tags.get("pubmedlm.kind") == "task" and r.data.tags["pubmedlm.task"] == "BIOSSES"]
+    parents = [r for r in runs
+               if r.data.tags.get("pubmedlm.kind") == "task" and r.data.tags["pubmedlm.task"] == "BIOSSES"]
     assert len(parents) == 1  # finetune found the run tune opened, by its tags
     parent = parents[0]
     assert parent.info.run_name == "BIOSSES" and parent.info.status == "FINISHED"
@@ -116,8 +121,8 @@ def test_a_project_moved_to_another_tracking_server_finetunes_against_it(root: P
     client = MlflowClient(tracking_uri=other)
     runs = client.search_runs([client.get_experiment_by_name("pubmedlm").experiment_id])
     parents = [r for r in runs if r.data.tags.get("pubmedlm.kind") == "task"]
-    assert [(p.info.run_name, p.data.tags["pubmedlm.task"], p.data.tags["pubmedlm.model"]) for p in parents] == [
-        ("GAD", "GAD", "minilm")]
+    assert [(p.info.run_name, p.data.tags["pubmedlm.task"], p.data.tags["pubmedlm.model"])
+            for p in parents] == [("GAD", "GAD", "minilm")]
     results = json.loads((root / "data/finetune/GAD/results.json").read_text())
     assert parents[0].data.metrics["finetune/test_mean"] == pytest.approx(results["test"]["mean"])
     seeds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
@@ -126,11 +131,12 @@ def test_a_project_moved_to_another_tracking_server_finetunes_against_it(root: P
 
 def test_search_stops_when_its_epoch_budget_is_spent(root: Path, mirror: Path) -> None:
     # Four 2-epoch trials would spend 8 trial-epochs; a budget of 3 ends the search during trial 1.
-    sets = ["--set", "tune.num_samples=4", "--set", "tune.search.epochs=[2, 2]", "--set", "tune.budget_epochs=3",
-            "--set", "tune.scheduler=fifo"]
+    sets = ["--set", "tune.num_samples=4", "--set", "tune.search.epochs=[2, 2]", "--set",
+            "tune.budget_epochs=3", "--set", "tune.scheduler=fifo"]
     _cli(root, mirror, "tune", "--task", "GAD", *sets)
     trials = json.loads((root / "data/tune/GAD/trials.json").read_text())
-    assert [(t["trial"], t["status"], t["epochs_run"]) for t in trials] == [(0, "completed", 2), (1, "stopped early", 1)]
+    assert [(t["trial"], t["status"], t["epochs_run"]) for t in trials] == [
+        (0, "completed", 2), (1, "stopped early", 1)]
     best = json.loads((root / "data/tune/GAD/best.json").read_text())
     assert best["trial_epochs"] == 3 and best["best_trial"] == 0 and best["hparams"]["epochs"] == 2
 
@@ -158,4 +164,5 @@ def test_blurb_command_scores_every_available_dataset(root: Path, mirror: Path) 
         assert all(r.info.status == "FINISHED" for r in kids), name
         assert parent.data.tags["pubmedlm.model"] == "minilm"
     evaluate = [r for r in runs if r.data.tags.get("pubmedlm.stage") == "evaluate"]
-    assert len(evaluate) == 1 and evaluate[0].data.metrics["blurb"] == pytest.approx(summary["blurb"]["blurb"])
+    assert (len(evaluate) == 1
+            and evaluate[0].data.metrics["blurb"] == pytest.approx(summary["blurb"]["blurb"]))

@@ -47,9 +47,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     try:
         s3 = S3Server.start(folder, ("mlflow-artifacts",))
         password = secrets.token_urlsafe(18)
-        env = {"MLFLOW_BACKEND_STORE_URI": pg.uri("mlflow"), "MLFLOW_AUTH_DATABASE_URI": pg.uri("mlflow_auth"),
+        env = {"MLFLOW_BACKEND_STORE_URI": pg.uri("mlflow"),
+               "MLFLOW_AUTH_DATABASE_URI": pg.uri("mlflow_auth"),
                "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts", "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN,
-               "MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16), **s3.env}
+               "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16), **s3.env}
         server = MlflowServer(env, folder).start()
         yield {"server": server, "password": password, "folder": folder, "pg": pg}
     finally:
@@ -66,19 +68,20 @@ def _client_env(stack: dict, root: Path, mirror: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
     return {**env, "MLFLOW_TRACKING_URI": stack["server"].url, "MLFLOW_TRACKING_USERNAME": ADMIN,
             "MLFLOW_TRACKING_PASSWORD": stack["password"], "PUBMEDLM_PROJECT_ROOT": str(root),
-            "PUBMEDLM_DATA_MIRROR": str(mirror), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+            "PUBMEDLM_DATA_MIRROR": str(mirror),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def _cli(env: dict[str, str], root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "pubmedlm.cli", *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=1500)
+    proc = subprocess.run([sys.executable, "-m", "pubmedlm.cli", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=1500)
     if check:
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return proc
 
 
-def test_pipeline_against_authenticated_server_on_postgres_and_s3(stack: dict, mirror: Path,
-                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_pipeline_against_authenticated_server_on_postgres_and_s3(
+        stack: dict, mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     from mlflow import MlflowClient
 
     server, password = stack["server"], stack["password"]
@@ -88,7 +91,8 @@ def test_pipeline_against_authenticated_server_on_postgres_and_s3(stack: dict, m
     root = tmp_path_factory.mktemp("stack-project")
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     env = _client_env(stack, root, mirror)
-    for stage in (["blurb-data"], ["tune", "--task", TASK], ["finetune", "--task", TASK], ["evaluate"], ["register"]):
+    for stage in (["blurb-data"], ["tune", "--task", TASK], ["finetune", "--task", TASK], ["evaluate"],
+                  ["register"]):
         _cli(env, root, *stage)
     decision = json.loads((root / "metrics/register.json").read_text())["models"][0]
     assert decision["name"] == f"pubmedlm-{TASK}" and decision["promoted"]
@@ -96,29 +100,34 @@ def test_pipeline_against_authenticated_server_on_postgres_and_s3(stack: dict, m
     # A read-only user: reads, but cannot register or delete.
     admin = (ADMIN, password)
     reader = ("reader", secrets.token_urlsafe(12))
-    r = requests.post(f"{api}/users/create", json={"username": reader[0], "password": reader[1]}, auth=admin, timeout=30)
+    r = requests.post(f"{api}/users/create", json={"username": reader[0], "password": reader[1]}, auth=admin,
+                      timeout=30)
     assert r.status_code == 200, r.text
-    exps = requests.post(f"{api}/experiments/search", json={"max_results": 100}, auth=reader, timeout=30).json()
+    exps = requests.post(f"{api}/experiments/search", json={"max_results": 100}, auth=reader,
+                         timeout=30).json()
     ids = [e["experiment_id"] for e in exps["experiments"]]
-    runs = requests.post(f"{api}/runs/search", json={"experiment_ids": ids, "max_results": 1000}, auth=reader, timeout=30)
+    runs = requests.post(f"{api}/runs/search", json={"experiment_ids": ids, "max_results": 1000},
+                         auth=reader, timeout=30)
     assert runs.status_code == 200 and runs.json()["runs"]
     some_run = runs.json()["runs"][0]["info"]["run_id"]
     # (MLflow's basic auth lets any user create a model or experiment of their own; the platform's
     # models are what a read-only user must not change.)
     name = f"pubmedlm-{TASK}"
-    champion = requests.get(f"{api}/registered-models/alias", params={"name": name, "alias": "champion"}, auth=reader,
-                            timeout=30)
+    champion = requests.get(f"{api}/registered-models/alias", params={"name": name, "alias": "champion"},
+                            auth=reader, timeout=30)
     assert champion.status_code == 200, champion.text
     source = champion.json()["model_version"]["source"]
     assert requests.post(f"{api}/model-versions/create", json={"name": name, "source": source}, auth=reader,
                          timeout=30).status_code == 403
-    assert requests.post(f"{api}/registered-models/alias", json={"name": name, "alias": "champion", "version": "1"},
-                         auth=reader, timeout=30).status_code == 403
-    assert requests.post(f"{api}/runs/delete", json={"run_id": some_run}, auth=reader, timeout=30).status_code == 403
+    assert requests.post(f"{api}/registered-models/alias",
+                         json={"name": name, "alias": "champion", "version": "1"}, auth=reader,
+                         timeout=30).status_code == 403
+    assert requests.post(f"{api}/runs/delete", json={"run_id": some_run}, auth=reader,
+                         timeout=30).status_code == 403
     assert requests.delete(f"{api}/registered-models/delete", json={"name": name}, auth=reader,
                            timeout=30).status_code == 403
-    ok = requests.post(f"{api}/registered-models/alias", json={"name": name, "alias": "reviewed", "version": "1"},
-                       auth=admin, timeout=30)
+    ok = requests.post(f"{api}/registered-models/alias",
+                       json={"name": name, "alias": "reviewed", "version": "1"}, auth=admin, timeout=30)
     assert ok.status_code == 200, ok.text  # what the reader was refused, the admin may do
 
     # Restart the server: runs, artifacts and the registered model are all still there.
@@ -152,7 +161,8 @@ def test_pipeline_against_authenticated_server_on_postgres_and_s3(stack: dict, m
         texts = []
         for run in client.search_runs(exps, max_results=1000):
             texts += [json.dumps(run.data.params), json.dumps(run.data.tags), json.dumps(run.data.metrics)]
-            art = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(scratch / run.info.run_id)))
+            art = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                           dst_path=str(scratch / run.info.run_id)))
             for f in art.rglob("*"):
                 assert not f.is_file() or needle not in f.read_bytes(), f"password in artifact {f}"
         for rm in client.search_registered_models():
@@ -177,6 +187,7 @@ def test_unreachable_server_fails_fast_naming_the_uri(mirror: Path, tmp_path: Pa
            "PUBMEDLM_DATA_MIRROR": str(mirror)}
     t0 = time.time()
     proc = _cli(env, tmp_path, "blurb-data", check=False)
-    assert proc.returncode == 2 and uri in proc.stderr and "nothing was run" in proc.stderr, proc.stderr[-2000:]
+    assert (proc.returncode == 2 and uri in proc.stderr
+            and "nothing was run" in proc.stderr), proc.stderr[-2000:]
     assert time.time() - t0 < 60
     assert not (tmp_path / "data").exists(), "the stage computed before checking the server"

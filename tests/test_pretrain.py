@@ -56,7 +56,8 @@ def _run_stage(root: Path, mirror: Path, *overrides: str, wait: bool = True,
     args = [sys.executable, "-m", "pubmedlm.cli", "pretrain", "--params", str(root / "params.yaml")]
     for o in overrides:
         args += ["--set", o]
-    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     if not wait:
         return proc
     out, _ = proc.communicate(timeout=900)
@@ -75,7 +76,8 @@ def _loss_history(root: Path, run_name: str = "pretrain") -> list[tuple[int, flo
 
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     exp = client.get_experiment_by_name("pubmedlm")
-    run = client.search_runs([exp.experiment_id], f"attributes.run_name = '{run_name}'", order_by=["start_time DESC"])[0]
+    run = client.search_runs([exp.experiment_id], f"attributes.run_name = '{run_name}'",
+                             order_by=["start_time DESC"])[0]
     return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train/mlm_loss"))
 
 
@@ -119,13 +121,15 @@ def test_bad_input_is_refused_before_compute(small_packed: Path, monkeypatch: py
     packed = small_packed
     monkeypatch.setenv("PUBMEDLM_PROJECT_ROOT", str(packed))
     validate(_cfg(packed), packed)  # the fixture's config is fine
-    with pytest.raises(PretrainError, match=r"global_batch 16 is not divisible by workers × micro-batch = 1 × 6"):
+    with pytest.raises(PretrainError,
+                       match=r"global_batch 16 is not divisible by workers × micro-batch = 1 × 6"):
         validate(_cfg(packed, "runtime.micro_batch_size=6"), packed)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(PretrainError, match="holds no model"):
         validate(_cfg(packed, f"pretrain.init={empty}", "pack.tokenizer=minilm"), packed)
-    with pytest.raises(PretrainError, match=r"vocab mismatch: data/pack was tokenized with a 2000-entry vocab"):
+    with pytest.raises(PretrainError,
+                       match=r"vocab mismatch: data/pack was tokenized with a 2000-entry vocab"):
         validate(_cfg(packed, "pretrain.init=minilm"), packed)
     with pytest.raises(PretrainError, match="no packed data for seq_len 128"):
         validate(_cfg(packed, "pretrain.phases=[{seq_len: 128, steps: 1, global_batch: 8}]"), packed)
@@ -147,8 +151,9 @@ def test_loss_falls_and_beats_unigram_baseline(packed: Path, mirror: Path) -> No
     # Settings found to leave the unigram plateau within a CPU-minute: no dropout, beta2 0.98.
     metrics = _run_stage(packed, mirror, "pretrain.phases=[{seq_len: 64, steps: 200, global_batch: 32}]",
                          "pretrain.model.hidden_size=128", "pretrain.model.intermediate_size=256",
-                         "pretrain.model.dropout=0.0", "pretrain.adam_betas=[0.9, 0.98]", "pretrain.warmup_ratio=0.06",
-                         "runtime.micro_batch_size=32", "pretrain.eval_every=100", "pretrain.checkpoint_every=100",
+                         "pretrain.model.dropout=0.0", "pretrain.adam_betas=[0.9, 0.98]",
+                         "pretrain.warmup_ratio=0.06", "runtime.micro_batch_size=32",
+                         "pretrain.eval_every=100", "pretrain.checkpoint_every=100",
                          "pretrain.eval_batches=4", "runtime.storage_path=data/ckpt-learn")
     losses = [v for _s, v in _loss_history(packed)]
     assert len(losses) == 200
@@ -162,10 +167,11 @@ def test_loss_falls_and_beats_unigram_baseline(packed: Path, mirror: Path) -> No
 
 @pytest.mark.integration
 def test_two_ddp_workers_match_one_worker_accumulating(packed: Path, mirror: Path) -> None:
-    _run_stage(packed, mirror, "runtime.num_workers=1", "runtime.micro_batch_size=8", "runtime.storage_path=data/ckpt-one")
+    _run_stage(packed, mirror, "runtime.num_workers=1", "runtime.micro_batch_size=8",
+               "runtime.storage_path=data/ckpt-one")
     one, one_loss = _weights(packed), _loss_history(packed)
-    _run_stage(packed, mirror, "runtime.num_workers=2", "runtime.cpus_per_worker=1", "runtime.micro_batch_size=8",
-               "runtime.storage_path=data/ckpt-two")
+    _run_stage(packed, mirror, "runtime.num_workers=2", "runtime.cpus_per_worker=1",
+               "runtime.micro_batch_size=8", "runtime.storage_path=data/ckpt-two")
     two, two_loss = _weights(packed), _loss_history(packed)
     assert [s for s, _ in one_loss] == [s for s, _ in two_loss]
     np.testing.assert_allclose([v for _, v in one_loss], [v for _, v in two_loss], rtol=2e-3)
@@ -203,7 +209,8 @@ def test_sigkill_worker_resumes_to_the_same_weights(packed: Path, mirror: Path) 
     history = _loss_history(packed)
     steps = [s for s, _ in history]
     assert max(steps) == TINY["phases"][0]["steps"], "ran to the planned step count"
-    assert len(steps) > len(set(steps)), "steps after the checkpoint ran twice: the run was killed and resumed"
+    assert len(steps) > len(set(steps)), (
+        "steps after the checkpoint ran twice: the run was killed and resumed")
     for key in clean:
         assert torch.equal(clean[key], resumed[key]), f"{key} differs from the uninterrupted run"
 
@@ -227,27 +234,30 @@ def test_continued_from_minilm_learns_far_faster_than_scratch(mirror: Path) -> N
     tok = load_tokenizer("minilm")
     info = vocab_info(tok)
     packer = StreamPacker(64, SpecialIds(tok.cls_token_id, tok.sep_token_id, tok.pad_token_id))
-    rows = [r for d in ohsumed_docs(mirror, 120) for r in packer.feed(tok(d, add_special_tokens=False)["input_ids"])]
+    rows = [r for d in ohsumed_docs(mirror, 120)
+            for r in packer.feed(tok(d, add_special_tokens=False)["input_ids"])]
 
     class Rows:  # the slice of PackedSet that make_batch reads
         input_ids = np.array(rows[:160], dtype=np.int64)
         token_type_ids = None
 
     mc = AutoConfig.from_pretrained(resolve_model("minilm"))
-    shape = {"hidden_size": mc.hidden_size, "num_layers": mc.num_hidden_layers, "num_heads": mc.num_attention_heads,
-             "intermediate_size": mc.intermediate_size, "max_position_embeddings": 512, "dropout": 0.1}
+    shape = {"hidden_size": mc.hidden_size, "num_layers": mc.num_hidden_layers,
+             "num_heads": mc.num_attention_heads, "intermediate_size": mc.intermediate_size,
+             "max_position_embeddings": 512, "dropout": 0.1}
     steps, batch = 16, 8
     curves = {}
     for init in ("minilm", "scratch"):
-        net = MaskedLMLoss(build_model(resolve_model(init) if init != "scratch" else init, shape, len(tok), False,
-                                       info.pad_id, 42))
+        net = MaskedLMLoss(build_model(resolve_model(init) if init != "scratch" else init, shape, len(tok),
+                                       False, info.pad_id, 42))
         opt, sched = optimizer_and_schedule(net, lr=1e-4, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-6,
                                             warmup_ratio=0.1, total_steps=steps)
         losses: list[float] = []
-        train_steps(net, lambda s, m: make_batch(Rows, np.arange(s * batch, (s + 1) * batch), info, 0.15, True,
-                                                 seeded(42, s, m)),
-                    opt, sched, start_step=0, end_step=steps, accum=1, max_grad_norm=1.0, device=torch.device("cpu"),
-                    precision="bf16", hooks=Hooks([lambda _s, st, out=losses: out.append(st["mlm_loss"])]))
+        train_steps(net, lambda s, m: make_batch(Rows, np.arange(s * batch, (s + 1) * batch), info, 0.15,
+                                                 True, seeded(42, s, m)),
+                    opt, sched, start_step=0, end_step=steps, accum=1, max_grad_norm=1.0,
+                    device=torch.device("cpu"), precision="bf16",
+                    hooks=Hooks([lambda _s, st, out=losses: out.append(st["mlm_loss"])]))
         curves[init] = losses
     late = {k: float(np.mean(v[8:])) for k, v in curves.items()}
     assert late["minilm"] < late["scratch"] - 1.0, curves
@@ -275,7 +285,8 @@ def test_tracking_server_down_mid_run_training_goes_on(packed: Path, mirror: Pat
     uri = f"http://127.0.0.1:{port}"
     proc = _run_stage(packed, mirror, f"runtime.storage_path={storage}", "pretrain.log_every=1",
                       "pretrain.checkpoint_every=10", "pretrain.eval_every=80",
-                      f"pretrain.phases=[{{seq_len: 64, steps: {steps}, global_batch: 16}}]", wait=False, tracking=uri)
+                      f"pretrain.phases=[{{seq_len: 64, steps: {steps}, global_batch: 16}}]", wait=False,
+                      tracking=uri)
     try:
         deadline = time.time() + 600
         while not list(storage.rglob("checkpoint_*/state.pt")):
@@ -297,7 +308,8 @@ def test_tracking_server_down_mid_run_training_goes_on(packed: Path, mirror: Pat
         run = client.search_runs([exp.experiment_id], "attributes.run_name = 'pretrain'")[0]
         assert run.info.status == "FINISHED"
         logged = {m.step for m in client.get_metric_history(run.info.run_id, "train/mlm_loss")}
-        assert logged == set(range(1, steps + 1)), f"missing steps: {sorted(set(range(1, steps + 1)) - logged)[:10]}"
+        assert logged == set(range(1, steps + 1)), (
+            f"missing steps: {sorted(set(range(1, steps + 1)) - logged)[:10]}")
         assert run.data.metrics["final/step"] == steps
     finally:
         if proc.poll() is None:

@@ -32,7 +32,8 @@ TINY = {
     "model": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128,
               "max_position_embeddings": 128, "dropout": 0.1},
     "phases": [{"seq_len": 64, "steps": STEPS, "global_batch": 16}],
-    "peak_lr": 2e-3, "eval_every": 40, "eval_batches": 2, "checkpoint_every": 10, "log_every": 5, "max_failures": 3,
+    "peak_lr": 2e-3, "eval_every": 40, "eval_batches": 2, "checkpoint_every": 10, "log_every": 5,
+    "max_failures": 3,
 }
 NODE_B = "pubmedlm_test_node_b"
 
@@ -63,8 +64,9 @@ def cluster() -> Iterator[dict[str, str]]:
         # Ports Ray would otherwise take at fixed defaults (the agent's 52365, the client server's
         # 10001): free ones, so the test runs beside any other Ray on the machine.
         _ray("start", "--head", f"--port={port}", "--num-cpus=2", f"--dashboard-port={dash}",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--temp-dir={temp}", "--disable-usage-stats",
-             f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}", env=env)
+             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--temp-dir={temp}",
+             "--disable-usage-stats", f"--dashboard-agent-listen-port={free_port()}",
+             f"--ray-client-server-port={free_port()}", env=env)
         _ray("start", f"--address=127.0.0.1:{port}", "--num-cpus=1", f"--resources={json.dumps({NODE_B: 1})}",
              f"--dashboard-agent-listen-port={free_port()}", env=env)
         yield {"gcs": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dash}", "temp": str(temp)}
@@ -137,23 +139,27 @@ def test_pretraining_job_on_two_nodes_survives_losing_one(cluster: dict[str, str
         assert time.time() < deadline, "no checkpoint appeared"
         time.sleep(0.2)
     nodes = {n.node_id: n for n in list_nodes(address=cluster["dashboard"])}
-    workers = list_actors(address=cluster["dashboard"], filters=[("class_name", "=", "RayTrainWorker")], detail=True)
+    workers = list_actors(address=cluster["dashboard"], filters=[("class_name", "=", "RayTrainWorker")],
+                          detail=True)
     placed = {w.node_id for w in workers}
     node_b = [nid for nid, n in nodes.items() if NODE_B in (n.resources_total or {})]
-    assert len(node_b) == 1 and node_b[0] in placed and len(placed) == 2, f"workers on {placed}, nodes {list(nodes)}"
+    assert len(node_b) == 1 and node_b[0] in placed and len(placed) == 2, (
+        f"workers on {placed}, nodes {list(nodes)}")
     raylet = _node_b_raylet()
     for child in raylet.children(recursive=True):
         child.send_signal(signal.SIGKILL)
     raylet.send_signal(signal.SIGKILL)
 
-    while (status := client.get_job_status(job)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+    while (status := client.get_job_status(job)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
+                                                         JobStatus.STOPPED):
         assert time.time() < deadline + 600, "the job did not finish"
         time.sleep(1)
     logs = client.get_job_logs(job)
     assert status == JobStatus.SUCCEEDED, logs[-5000:]
 
     # Finished on the head from a checkpoint: a second worker group, both on the head node.
-    workers = list_actors(address=cluster["dashboard"], filters=[("class_name", "=", "RayTrainWorker")], detail=True)
+    workers = list_actors(address=cluster["dashboard"], filters=[("class_name", "=", "RayTrainWorker")],
+                          detail=True)
     on_head = [w for w in workers if w.node_id not in node_b]
     assert len(workers) >= 4 and len(on_head) >= 3, [(w.node_id[:8], w.state) for w in workers]
     assert list(storage.rglob("checkpoint_*")), "no checkpoint in the shared storage path"

@@ -63,9 +63,10 @@ def _cli(root: Path, mirror: Path, *args: str) -> str:
 
 
 def _git(root: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.org"}
-    return subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    return subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,8 @@ def root(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Iterator[Pat
     _git(root, "add", "README")
     _git(root, "commit", "-qm", "project")
     prepare_blurb(root, mirror, PARAMS)
-    for stage in (["tune", "--task", TASK], ["finetune", "--task", TASK], ["evaluate"], ["register"], ["report"]):
+    for stage in (["tune", "--task", TASK], ["finetune", "--task", TASK], ["evaluate"], ["register"],
+                  ["report"]):
         _cli(root, mirror, *stage)
     yield root
 
@@ -94,7 +96,8 @@ def _test_rows(root: Path) -> tuple[list[dict], list[list[str]]]:
     """The capped test rows the finetune stage predicted, and its predicted tags, in file order."""
     from pubmedlm.blurb.normalized import read_jsonl
 
-    preds = [json.loads(line) for line in (root / "data/finetune" / TASK / "predictions/seed-0/test" / f"{TASK}.jsonl")
+    preds = [json.loads(line)
+             for line in (root / "data/finetune" / TASK / "predictions/seed-0/test" / f"{TASK}.jsonl")
              .read_text().splitlines()]
     gold = {r["id"]: r for r in read_jsonl(root / "data/blurb_data" / TASK / "test.jsonl")}
     return [gold[p["id"]] for p in preds], [p["prediction"] for p in preds]
@@ -131,7 +134,8 @@ def test_registry_holds_encoder_and_task_model_with_lineage(root: Path, client) 
     loaded = mlflow.pyfunc.load_model(f"models:/pubmedlm-{TASK}@champion")
     served = loaded.predict(pd.DataFrame({"tokens": [r["tokens"] for r in rows]}))
     assert [list(t) for t in served] == tags
-    assert sum(t != "O" for row in tags for t in row) > 0, "the model tags no mention: the comparison proves little"
+    assert sum(t != "O" for row in tags for t in row) > 0, (
+        "the model tags no mention: the comparison proves little")
     fill = mlflow.transformers.load_model("models:/pubmedlm-encoder@candidate")
     assert fill("the patient has [MASK] cancer.")[0]["token_str"]
 
@@ -168,7 +172,8 @@ def test_gate_keeps_champion_against_worse_partial_and_capped(root: Path, client
 
 
 def _post(url: str, payload: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
 
@@ -180,7 +185,8 @@ def test_ner_model_served_over_http(root: Path, mirror: Path) -> None:
     with open(root / "serve.log", "w") as log:
         proc = subprocess.Popen(["mlflow", "models", "serve", "-m", f"models:/pubmedlm-{TASK}@champion",
                                  "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], cwd=root,
-                                env=_env(root, mirror), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                env=_env(root, mirror), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         for _ in range(180):
             try:
@@ -191,8 +197,10 @@ def test_ner_model_served_over_http(root: Path, mirror: Path) -> None:
                 time.sleep(1)
         else:
             pytest.fail("scoring server did not answer /ping in 180 s")
-        texts = [" ".join(r["tokens"]) for r in read_jsonl(root / "data/blurb_data" / TASK / "test.jsonl")[:40]]
-        out = _post(f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"text": t} for t in texts]})
+        texts = [" ".join(r["tokens"])
+                 for r in read_jsonl(root / "data/blurb_data" / TASK / "test.jsonl")[:40]]
+        out = _post(f"http://127.0.0.1:{port}/invocations",
+                    {"dataframe_records": [{"text": t} for t in texts]})
         spans = out["predictions"]
         assert len(spans) == len(texts)
         found = 0
@@ -217,15 +225,16 @@ def test_report_renders_in_chromium(root: Path, tmp_path: Path, client) -> None:
     page = root / "reports/report/index.html"
     text = page.read_text()
     assert "<img" in text and not any(ref in text for ref in ("src='http", 'src="http', "<link", "<script"))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-extensions",
-             "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-extensions", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
     shot = tmp_path / "report.png"
     subprocess.run([chromium, *flags, "--window-size=1400,1600", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     img = Image.open(shot).convert("L")
     hist = img.histogram()
     white = sum(hist[250:]) / sum(hist)
-    assert img.size == (1400, 1600) and 0.3 < white < 0.98, f"blank or unreadable screenshot ({white:.2%} white)"
+    assert img.size == (1400, 1600) and 0.3 < white < 0.98, (
+        f"blank or unreadable screenshot ({white:.2%} white)")
     dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     from html.parser import HTMLParser
@@ -274,8 +283,10 @@ def test_report_renders_in_chromium(root: Path, tmp_path: Path, client) -> None:
     from pubmedlm.infra.tracking import find_task_run
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    task_run = find_task_run(uri, "pubmedlm", TASK, json.loads((root / "data/tune" / TASK / "best.json").read_text())["model"])
-    assert [a.path for a in client.list_artifacts(task_run.run_id, "report/hpo")] == [f"report/hpo/{TASK}.png"]
+    task_run = find_task_run(uri, "pubmedlm", TASK,
+                             json.loads((root / "data/tune" / TASK / "best.json").read_text())["model"])
+    assert ([a.path for a in client.list_artifacts(task_run.run_id, "report/hpo")]
+            == [f"report/hpo/{TASK}.png"])
 
 
 def test_compare_on_real_predictions(root: Path, mirror: Path, tmp_path: Path) -> None:
@@ -301,6 +312,7 @@ def test_compare_on_real_predictions(root: Path, mirror: Path, tmp_path: Path) -
         s["test_score"] += 10
     (other / TASK / "results.json").write_text(json.dumps(res))
     out = compare(load_run(str(other.parent), root), load_run("pipeline", root))
-    assert out["rows"][0]["diff"] == pytest.approx(10) and "low" not in out["rows"][0]  # 1 seed: no Welch interval
+    # 1 seed: no Welch interval
+    assert out["rows"][0]["diff"] == pytest.approx(10) and "low" not in out["rows"][0]
     text = _cli(root, mirror, "compare", str(other.parent), "pipeline", "--bootstrap", "100")
     assert "NCBI-disease" in text and "BLURB" in text

@@ -50,11 +50,14 @@ def _sha256(path: Path) -> str:
 
 @pytest.fixture
 def fake_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder laid out like the data mirror, holding real BLURB rows at a few paths; MIRROR_ENV points at it."""
+    """A folder laid out like the data mirror, holding real BLURB rows at a few paths; MIRROR_ENV
+    points at it."""
     root = tmp_path / "mirror"
-    for rel, fixture in (("blurb/BIOSSES/test.jsonl", "BIOSSES/test.jsonl"), ("blurb/BIOSSES/dev.jsonl", "BIOSSES/dev.jsonl"),
+    for rel, fixture in (("blurb/BIOSSES/test.jsonl", "BIOSSES/test.jsonl"),
+                         ("blurb/BIOSSES/dev.jsonl", "BIOSSES/dev.jsonl"),
                          ("extra/xml/b.jsonl", "GAD/dev.jsonl"), ("extra/xml/a.jsonl", "GAD/test.jsonl"),
-                         ("extra/xml/sub/c.jsonl", "GAD/train.jsonl"), ("extra/xmlother/d.jsonl", "HoC/dev.jsonl")):
+                         ("extra/xml/sub/c.jsonl", "GAD/train.jsonl"),
+                         ("extra/xmlother/d.jsonl", "HoC/dev.jsonl")):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(FIXTURES / "blurb_data" / fixture, root / rel)
     monkeypatch.setenv(MIRROR_ENV, str(root))
@@ -70,7 +73,8 @@ def test_builtin_catalog_declares_every_manifest_file(mirror: Path, tmp_path: Pa
         assert src.sha256 == manifest[path]["sha256"]
         repo, commit = manifest[path]["source_repo"], manifest[path]["source_commit"]
         if src.downloadable:
-            source_path = manifest[path]["source_path"].split(" (")[0]  # drop notes such as "(removed upstream ...)"
+            # drop notes such as "(removed upstream ...)"
+            source_path = manifest[path]["source_path"].split(" (")[0]
             assert src.url == f"https://raw.githubusercontent.com/{repo}/{commit}/{source_path}"
         else:
             assert repo in src.url and commit in src.url
@@ -128,13 +132,15 @@ def test_pin_records_sha256_and_extra_catalog_is_used(http_root, tmp_path: Path,
     www, base = http_root
     (www / "pubmed26n0001.xml.gz").write_bytes(b"\x1f\x8b fake bytes")
     catalog = tmp_path / "ncbi.sources.tsv"
-    added = pin([f"{base}/pubmed26n0001.xml.gz"], "corpus/pubmed_xml/baseline", catalog, tmp_path / "c", False)
+    added = pin([f"{base}/pubmed26n0001.xml.gz"], "corpus/pubmed_xml/baseline", catalog, tmp_path / "c",
+                False)
     assert [s.path for s in added] == ["corpus/pubmed_xml/baseline/pubmed26n0001.xml.gz"]
     merged = Catalog([catalog])
     src = merged.get("corpus/pubmed_xml/baseline/pubmed26n0001.xml.gz")
     assert src.sha256 == sha256_file(www / "pubmed26n0001.xml.gz")
     under = [s.path for s in merged.under("corpus/pubmed_xml/baseline")]
-    assert under == ["corpus/pubmed_xml/baseline/pubmed26n0001.xml.gz", "corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz"]
+    assert under == ["corpus/pubmed_xml/baseline/pubmed26n0001.xml.gz",
+                     "corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz"]
 
 
 def test_catalog_row_errors_name_the_row(tmp_path: Path) -> None:
@@ -158,8 +164,8 @@ def test_resolve_inputs_expands_folders_and_takes_local_files(fake_mirror: Path,
     inline = SourceSpec(path="blurb/BIOSSES/dev.jsonl", url="http://127.0.0.1:9/dev", sha256=_sha256(biosses))
     got = resolve_inputs(["extra/xml/", str(own), inline], Catalog([catalog]), tmp_path / "c", False)
     # a folder: every declared file under it (not a sibling sharing its prefix), in path order
-    assert [i.label for i in got] == ["extra/xml/a.jsonl", "extra/xml/b.jsonl", "extra/xml/sub/c.jsonl", str(own),
-                                      "blurb/BIOSSES/dev.jsonl"]
+    assert [i.label for i in got] == ["extra/xml/a.jsonl", "extra/xml/b.jsonl", "extra/xml/sub/c.jsonl",
+                                      str(own), "blurb/BIOSSES/dev.jsonl"]
     assert [i.path for i in got] == [fake_mirror / "extra/xml/a.jsonl", fake_mirror / "extra/xml/b.jsonl",
                                      fake_mirror / "extra/xml/sub/c.jsonl", own, biosses]
     assert got[3].sha256 == _sha256(own) and got[0].sha256 == _sha256(fake_mirror / "extra/xml/a.jsonl")

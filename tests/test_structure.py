@@ -73,7 +73,8 @@ def test_the_check_finds_a_circle() -> None:
     try:
         assert ["pubmedlm.config", "pubmedlm.project"] in _cycles()
     finally:
-        GRAPH.update({name: _imported(MODULES[name], name) - {name} for name in ("pubmedlm.config", "pubmedlm.project")})
+        GRAPH.update({name: _imported(MODULES[name], name) - {name}
+                      for name in ("pubmedlm.config", "pubmedlm.project")})
 
 
 def test_no_arrow_up_to_a_stage_or_the_cli() -> None:
@@ -81,7 +82,8 @@ def test_no_arrow_up_to_a_stage_or_the_cli() -> None:
     for name, deps in GRAPH.items():
         for dep in deps:
             is_stage = dep.startswith("pubmedlm.stages.")
-            if (dep in TOP and name not in TOP) or (is_stage and not (name in TOP or name == "pubmedlm.stages")):
+            if ((dep in TOP and name not in TOP)
+                    or (is_stage and not (name in TOP or name == "pubmedlm.stages"))):
                 wrong.append(f"{name} -> {dep}")
     assert wrong == []
 
@@ -105,5 +107,6 @@ def test_size_rules(name: str) -> None:
     limit = 150 if name.startswith("pubmedlm.stages.") else 400
     assert lines <= limit, f"{path.relative_to(SOURCE)}: {lines} lines (at most {limit})"
     long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(text))
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60]
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno - node.lineno + 1 > 60]
     assert not long, f"{path.relative_to(SOURCE)}: functions over 60 lines: {', '.join(long)}"

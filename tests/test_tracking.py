@@ -19,16 +19,19 @@ from pubmedlm.infra.tracking import flatten, tracking_uri
 
 
 def _dvc(*args: str, cwd: Path) -> str:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
+                          check=True).stdout
 
 
 def _git(*args: str, cwd: Path) -> str:
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.org", "PATH": os.environ.get("PATH", ""), "HOME": str(cwd)}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
-def test_git_state_is_the_checkout_head_and_its_dirty_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_git_state_is_the_checkout_head_and_its_dirty_flag(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # never find a checkout above tmp_path
     outside = tmp_path / "plain"
     outside.mkdir()
@@ -92,7 +95,8 @@ def test_stage_run_arrives_at_mlflow_server_over_http(project: Path, mlflow_serv
     cfg = load_config(
         REPO / "params.yaml",
         ["corpus.inputs=[corpus/pubmed_xml/test_current_medline.xml.gz]", "corpus.min_words=0",
-         "corpus.exclude_blurb_test=false",  # the point here is tracking, not the exclusion (needs blurb-data)
+         # the point here is tracking, not the exclusion (needs blurb-data)
+         "corpus.exclude_blurb_test=false",
          "runtime.progress=false", "runtime.mlflow_experiment=http-check"],
     )
     result = corpus.run(cfg, params_file=REPO / "params.yaml")

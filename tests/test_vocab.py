@@ -46,7 +46,8 @@ def write_corpus(mirror: Path, out: Path, max_docs: int | None = None, heldout_p
             if not member.isfile():
                 continue
             lines = tar.extractfile(member).read().decode("utf-8").splitlines()
-            doc = {"id": member.name, "source": "ohsumed", "text": "\n".join(x.strip() for x in lines if x.strip())}
+            doc = {"id": member.name, "source": "ohsumed",
+                   "text": "\n".join(x.strip() for x in lines if x.strip())}
             bucket = int(hashlib.sha256(member.name.encode()).hexdigest(), 16) % 100
             docs["heldout" if bucket < heldout_percent else "train"].append(doc)
             if max_docs and sum(map(len, docs.values())) >= max_docs:
@@ -92,7 +93,8 @@ def test_trained_vocab_loads_with_autotokenizer_as_bert(small_vocab: Path) -> No
     tok = AutoTokenizer.from_pretrained(small_vocab)
     assert tok.is_fast and type(tok).__name__ == "BertTokenizer"
     assert len(tok) == 2000 and tok.model_max_length == 512
-    assert [tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id] == [0, 1, 2, 3, 4]
+    assert [tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id,
+            tok.mask_token_id] == [0, 1, 2, 3, 4]
     lines = (small_vocab / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert lines == [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
     enc = tok("Patients with HYPERTENSION", "were [MASK] Café")
@@ -115,10 +117,12 @@ def test_training_is_deterministic_across_runs_and_thread_counts(small_corpus: P
     code = (
         "import sys; from pathlib import Path; from pubmedlm.config import VocabConfig; "
         "from pubmedlm.vocab.train import train_vocab, save_tokenizer; "
-        "t, _ = train_vocab(Path(sys.argv[1]), VocabConfig(vocab_size=2000)); save_tokenizer(t, Path(sys.argv[2]))"
+        "t, _ = train_vocab(Path(sys.argv[1]), VocabConfig(vocab_size=2000)); "
+        "save_tokenizer(t, Path(sys.argv[2]))"
     )
     env = {**os.environ, "RAYON_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-c", code, str(small_corpus), str(tmp_path / "one")], env=env, check=True)
+    subprocess.run([sys.executable, "-c", code, str(small_corpus), str(tmp_path / "one")], env=env,
+                   check=True)
     assert (tmp_path / "one" / "vocab.txt").read_bytes() == outs[0]["vocab.txt"]
 
 
@@ -171,14 +175,17 @@ def test_mentions_by_dataset_and_pooled(reference) -> None:
     out = frag.compare_mentions(reference, reference, mentions)
     assert list(out["by_dataset"]) == ["NCBI-disease", "X"] and out["mentions"] == 4
     words = ["familial", "breast", "cancer", "lymphoma", "hypertension", "naloxone"]
-    assert out["ours"]["words"] == 6 and out["ours"]["pieces"] == sum(len(reference.tokenize(w)) for w in words)
-    assert out["by_dataset"]["NCBI-disease"]["mentions"] == 3 and out["by_dataset"]["X"]["ours"]["pieces"] == 4
+    assert (out["ours"]["words"] == 6
+            and out["ours"]["pieces"] == sum(len(reference.tokenize(w)) for w in words))
+    assert (out["by_dataset"]["NCBI-disease"]["mentions"] == 3
+            and out["by_dataset"]["X"]["ours"]["pieces"] == 4)
     assert out["by_dataset"]["NCBI-disease"]["reference"] == frag.compare_mentions(
         reference, reference, {"NCBI-disease": mentions["NCBI-disease"]})["reference"]
 
 
 def test_input_lengths_read_the_exported_published_splits(blurb_dir: Path, mirror: Path, reference) -> None:
-    out = frag.compare_input_lengths(reference, reference, blurb_dir, ["BIOSSES", "chemprot"], ("train", "test"))
+    out = frag.compare_input_lengths(reference, reference, blurb_dir, ["BIOSSES", "chemprot"],
+                                     ("train", "test"))
     assert list(out) == ["BIOSSES"] and list(out["BIOSSES"]) == ["train", "test"]  # chemprot not exported
     rows = [line.split("\t") for line in (mirror / "blurb/BIOSSES/test.tsv").read_text().splitlines()[1:]]
     lengths = [len(reference(a, b)["input_ids"]) for _id, a, b, _score in rows]
@@ -243,8 +250,10 @@ def test_vocab_stage_end_to_end(project: Path, small_corpus: Path, mirror: Path)
 
     run = mlflow.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "vocab"
-    assert run.data.metrics["ner_mentions.ours.pieces_per_word"] == m["ner_mentions"]["ours"]["pieces_per_word"]
+    assert (run.data.metrics["ner_mentions.ours.pieces_per_word"]
+            == m["ner_mentions"]["ours"]["pieces_per_word"])
     assert "train_seconds" in run.data.metrics and run.data.params["vocab.vocab_size"] == "3000"
     assert "dvc.data/corpus" in run.data.tags and "dvc.data/blurb_data" in run.data.tags
-    artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=result.run_id, artifact_path="report")}
+    artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=result.run_id,
+                                                                 artifact_path="report")}
     assert {"report/vocab.md", "report/fragmentation.png"} <= artifacts

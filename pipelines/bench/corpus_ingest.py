@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-SAMPLES = ("corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz", "corpus/pubmed_xml/updatefiles/pubmed26n1335.xml.gz")
+SAMPLES = ("corpus/pubmed_xml/baseline/pubmed26n1334.xml.gz",
+           "corpus/pubmed_xml/updatefiles/pubmed26n1335.xml.gz")
 HEADER = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
     b'1st January 2019//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_190101.dtd">\n<PubmedArticleSet>\n'
@@ -46,7 +47,8 @@ def _sample_records() -> list[bytes]:
     catalog = Catalog()
     records: list[bytes] = []
     for name in SAMPLES:
-        data = gzip.decompress(resolve(catalog.get(name), repo / ".pubmedlm-cache", progress=False).read_bytes())
+        data = gzip.decompress(resolve(catalog.get(name), repo / ".pubmedlm-cache",
+                                       progress=False).read_bytes())
         records += re.findall(rb"<PubmedArticle>.*?</PubmedArticle>", data, re.S)
     return records
 
@@ -98,7 +100,8 @@ def measure(reader: str, path: Path) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, nargs="+", default=[1, 10], help="input multiples to run (default: 1 10)")
+    ap.add_argument("--repeat", type=int, nargs="+", default=[1, 10],
+                    help="input multiples to run (default: 1 10)")
     ap.add_argument("--base-mb", type=float, default=10.0, help="uncompressed XML size at 1x, in MB")
     ap.add_argument("--worker", nargs=2, metavar=("READER", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -110,7 +113,8 @@ def main() -> None:
     base_copies = max(1, round(args.base_mb * 1e6 / per_copy))
     results: dict[tuple[str, int], dict[str, float]] = {}
     print(f"{len(records)} sample records, {per_copy / 1e6:.2f} MB per copy; 1x = {base_copies} copies")
-    print(f"{'input':>6} {'reader':>14} {'docs':>8} {'XML MB':>8} {'docs/s':>9} {'MB/s':>7} {'peak RSS MB':>12}")
+    print(f"{'input':>6} {'reader':>14} {'docs':>8} {'XML MB':>8} {'docs/s':>9} {'MB/s':>7} "
+          f"{'peak RSS MB':>12}")
     with tempfile.TemporaryDirectory(prefix="corpus-ingest-bench-") as tmp:
         for n in args.repeat:
             path, docs, size = build_input(Path(tmp), records, base_copies * n)
@@ -125,7 +129,8 @@ def main() -> None:
             path.unlink()
     lo, hi = min(args.repeat), max(args.repeat)
     speed = " ".join(
-        f"x{results[('ours', n)]['docs_s'] / results[('pubmed_parser', n)]['docs_s']:.1f} ({n}x)" for n in args.repeat
+        f"x{results[('ours', n)]['docs_s'] / results[('pubmed_parser', n)]['docs_s']:.1f} ({n}x)"
+        for n in args.repeat
     )
     rss = {rd: results[(rd, hi)]["peak_rss_mb"] / results[(rd, lo)]["peak_rss_mb"] for rd in READERS}
     print(f"SUMMARY corpus_ingest: throughput {speed}; peak RSS ours {lo}x->{hi}x: {rss['ours']:.2f}; "

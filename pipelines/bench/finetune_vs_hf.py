@@ -15,7 +15,8 @@
     .venv/bin/python pipelines/bench/finetune_vs_hf.py --samples 4 --epochs 2 4 --seeds 3
 
 Ends with one line:
-`SUMMARY finetune_vs_hf: <task> ours M ± S (k seeds, T trial-epochs) vs HF Trainer H: +D points (goal >= -1.5)`
+`SUMMARY finetune_vs_hf: <task> ours M ± S (k seeds, T trial-epochs) vs HF Trainer H: \
++D points (goal >= -1.5)`
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ def hf_trainer(root: Path, task_id: str, seed: int = 42) -> tuple[float, float]:
     train, _ = encode(train_rows)
     test, firsts = encode(test_rows)
     model = AutoModelForTokenClassification.from_pretrained(minilm_path(), num_labels=3)
-    args = TrainingArguments(output_dir=str(root / "hf-out"), learning_rate=5e-5, per_device_train_batch_size=32,
-                             per_device_eval_batch_size=64, num_train_epochs=3, bf16=True, use_cpu=True, seed=seed,
-                             save_strategy="no", report_to="none", logging_steps=50, dataloader_num_workers=0)
-    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorForTokenClassification(tok))
+    args = TrainingArguments(output_dir=str(root / "hf-out"), learning_rate=5e-5,
+                             per_device_train_batch_size=32, per_device_eval_batch_size=64,
+                             num_train_epochs=3, bf16=True, use_cpu=True, seed=seed, save_strategy="no",
+                             report_to="none", logging_steps=50, dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=args, train_dataset=train,
+                      data_collator=DataCollatorForTokenClassification(tok))
     t0 = time.time()
     trainer.train()
     logits = trainer.predict(test).predictions
@@ -123,11 +126,13 @@ def main() -> None:
     r, b = out["results"], out["best"]
     print("\n| side | test F1 | seeds | wall s | notes |\n|---|---|---|---|---|")
     print(f"| HF Trainer (lr 5e-5, bs 32, 3 ep) | {hf:.2f} | 1 | {hf_wall:.0f} | |")
-    print(f"| pubmedlm blurb | {r['test']['mean']:.2f} ± {r['test']['std']:.2f} | {r['test']['n']} | {wall:.0f} | "
-          f"{b['trials']} trials, {b['trial_epochs']} trial-epochs, chosen {json.dumps(b['hparams'])}, dev {b['dev_score']:.2f} |")
+    print(f"| pubmedlm blurb | {r['test']['mean']:.2f} ± {r['test']['std']:.2f} | {r['test']['n']} | "
+          f"{wall:.0f} | {b['trials']} trials, {b['trial_epochs']} trial-epochs, "
+          f"chosen {json.dumps(b['hparams'])}, dev {b['dev_score']:.2f} |")
     diff = r["test"]["mean"] - hf
     print(f"SUMMARY finetune_vs_hf: {a.task} ours {r['test']['mean']:.2f} ± {r['test']['std']:.2f} "
-          f"({r['test']['n']} seeds, {b['trial_epochs']} trial-epochs) vs HF Trainer {hf:.2f}: {diff:+.2f} points (goal >= -1.5)")
+          f"({r['test']['n']} seeds, {b['trial_epochs']} trial-epochs) vs HF Trainer {hf:.2f}: "
+          f"{diff:+.2f} points (goal >= -1.5)")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ and wall time (the search's includes Ray's start-up of trials).
     .venv/bin/python pipelines/bench/hpo_efficiency.py --max-train 0 --epochs 10  # full train sets (GPU)
 
 Ends with one line:
-`SUMMARY hpo_efficiency: <task> grid D1 (C1 trial-epochs) vs optuna+asha D2 (C2, x% of grid compute, gap G); ...`
+`SUMMARY hpo_efficiency: <task> grid D1 (C1 trial-epochs) vs optuna+asha D2 (C2, x% of grid compute, \
+gap G); ...`
 Goal: Optuna + ASHA within 0.5 dev points of the grid at <= 40% of its compute (the whole search,
 as measured, not the budget asked for). The summary also gives the trial-epochs it took to first
 come within 0.5 points of the grid's best (trials run one at a time, so the count is exact), and
@@ -53,14 +54,16 @@ def grid(settings, epochs: int) -> dict:
     for lr in GRID_LR:
         for bs in GRID_BATCH:
             curve: list[float] = []
-            fit(data, HParams(lr, bs, epochs, **FIXED), SEED, settings, lambda e, dev, _s, c=curve: c.append(dev))
+            fit(data, HParams(lr, bs, epochs, **FIXED), SEED, settings,
+                lambda e, dev, _s, c=curve: c.append(dev))
             rows.append({"learning_rate": lr, "batch_size": bs, "dev_curve": curve})
             print(f"  grid lr={lr:g} bs={bs}: dev by epoch {[round(x, 2) for x in curve]}", flush=True)
     best = max(max(r["dev_curve"]) for r in rows)
     return {"best": best, "trial_epochs": len(rows) * epochs, "wall": time.time() - t0, "rows": rows}
 
 
-def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: bool, budget: int | None) -> dict:
+def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: bool,
+           budget: int | None) -> dict:
     import mlflow
 
     from pubmedlm.config import FloatRange, SearchSpace, TuneConfig
@@ -70,20 +73,25 @@ def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: 
     from pubmedlm.project import project_root
 
     space = SearchSpace(learning_rate=FloatRange(low=8e-6, high=8e-5, log=True), batch_size=list(GRID_BATCH),
-                        epochs=(1 if epoch_range else epochs, epochs), **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})
-    tune_cfg = TuneConfig(num_samples=samples, search=space, scheduler="asha", grace_period=1, reduction_factor=3,
-                          startup_trials=startup, max_concurrent=1, seed=SEED, budget_epochs=budget)
+                        epochs=(1 if epoch_range else epochs, epochs),
+                        **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})
+    tune_cfg = TuneConfig(num_samples=samples, search=space, scheduler="asha", grace_period=1,
+                          reduction_factor=3, startup_trials=startup, max_concurrent=1, seed=SEED,
+                          budget_epochs=budget)
     mlflow.set_experiment("hpo-benchmark")
     with mlflow.start_run(run_name=f"{settings.task} optuna+asha") as run:
         init_ray(cfg)
-        out = run_search(settings, SEED, tune_cfg, {"cpu": cfg.runtime.cpus_per_worker}, storage_path(cfg, project_root()),
+        out = run_search(settings, SEED, tune_cfg, {"cpu": cfg.runtime.cpus_per_worker},
+                         storage_path(cfg, project_root()),
                          RunRef(mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id),
                          f"minilm-{time.time()}")
     for r in out["trials"]:
-        print(f"  search trial {r['trial']}: lr={r['learning_rate']:.2e} bs={r['batch_size']} epochs={r['epochs']} "
-              f"{r['status']}, dev by epoch {[round(x, 2) for x in r['dev_curve']]}", flush=True)
+        print(f"  search trial {r['trial']}: lr={r['learning_rate']:.2e} bs={r['batch_size']} "
+              f"epochs={r['epochs']} {r['status']}, "
+              f"dev by epoch {[round(x, 2) for x in r['dev_curve']]}", flush=True)
     best = max(max(r["dev_curve"]) for r in out["trials"] if r["dev_curve"])
-    return {"best": best, "trial_epochs": out["trial_epochs"], "wall": out["wall_seconds"], "rows": out["trials"]}
+    return {"best": best, "trial_epochs": out["trial_epochs"], "wall": out["wall_seconds"],
+            "rows": out["trials"]}
 
 
 def to_target(curves: list[list[float]], target: float) -> int | None:
@@ -101,7 +109,8 @@ def to_target(curves: list[list[float]], target: float) -> int | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", nargs="+", default=["NCBI-disease", "GAD"])
-    ap.add_argument("--epochs", type=int, default=6, help="epoch budget E of the grid (and upper bound searched)")
+    ap.add_argument("--epochs", type=int, default=6,
+                    help="epoch budget E of the grid (and upper bound searched)")
     ap.add_argument("--samples", type=int, default=6, help="Optuna trials")
     ap.add_argument("--startup", type=int, default=3, help="TPE's random start-up trials among them")
     ap.add_argument("--search-epochs", choices=["fixed", "range"], default="fixed",
@@ -128,17 +137,21 @@ def main() -> None:
         print(f"{task}: grid ({len(GRID_LR) * len(GRID_BATCH)} configs x {a.epochs} epochs)", flush=True)
         g = grid(settings, a.epochs)
         budget = int(a.budget * g["trial_epochs"]) or None
-        print(f"{task}: Optuna + ASHA ({a.samples} trials, budget {budget or 'none'} trial-epochs)", flush=True)
+        print(f"{task}: Optuna + ASHA ({a.samples} trials, budget {budget or 'none'} trial-epochs)",
+              flush=True)
         s = search(cfg, settings, a.epochs, a.samples, a.startup, a.search_epochs == "range", budget)
         share = s["trial_epochs"] / g["trial_epochs"]
-        hit = to_target([r["dev_curve"] for r in sorted(s["rows"], key=lambda r: r["trial"])], g["best"] - 0.5)
+        hit = to_target([r["dev_curve"] for r in sorted(s["rows"], key=lambda r: r["trial"])],
+                        g["best"] - 0.5)
         reached = (f"reached grid best - 0.5 after {hit} trial-epochs ({hit / g['trial_epochs']:.0%})" if hit
                    else "never within 0.5 of the grid's best")
         lines += [f"| {task} | grid | {g['best']:.2f} | {g['trial_epochs']} | {g['wall']:.0f} |",
-                  f"| {task} | optuna+asha | {s['best']:.2f} | {s['trial_epochs']} ({share:.0%}) | {s['wall']:.0f} |"]
-        summary.append(f"{task} grid {g['best']:.2f} ({g['trial_epochs']} trial-epochs, {g['wall']:.0f} s) vs "
-                       f"optuna+asha {s['best']:.2f} ({s['trial_epochs']}, {share:.0%} of grid compute, "
-                       f"{s['wall'] / g['wall']:.0%} of its wall time, gap {s['best'] - g['best']:+.2f}; {reached}; "
+                  f"| {task} | optuna+asha | {s['best']:.2f} | {s['trial_epochs']} ({share:.0%}) | "
+                  f"{s['wall']:.0f} |"]
+        summary.append(f"{task} grid {g['best']:.2f} ({g['trial_epochs']} trial-epochs, "
+                       f"{g['wall']:.0f} s) vs optuna+asha {s['best']:.2f} ({s['trial_epochs']}, "
+                       f"{share:.0%} of grid compute, {s['wall'] / g['wall']:.0%} of its wall time, "
+                       f"gap {s['best'] - g['best']:+.2f}; {reached}; "
                        f"goal {'met' if s['best'] >= g['best'] - 0.5 and share <= 0.4 else 'not met'})")
     print("\n" + "\n".join(lines))
     print(f"train rows: {'full' if cap is None else f'first-sample cap {cap}'}; dev: full")

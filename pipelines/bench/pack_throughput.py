@@ -114,8 +114,8 @@ def run_ours(corpus: Path, out: Path, nsp: bool) -> dict:
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu
     ids = np.fromfile(out / f"len{SEQ_LEN}" / "train" / "input_ids.bin", dtype=meta["dtype"])
     special = np.isin(ids, np.array(tok.all_special_ids))
-    return {"seconds": seconds, "cpu": cpu, "sequences": meta["sequences"], "content_tokens": int((~special).sum()),
-            "padding_share": meta["padding_share"]}
+    return {"seconds": seconds, "cpu": cpu, "sequences": meta["sequences"],
+            "content_tokens": int((~special).sum()), "padding_share": meta["padding_share"]}
 
 
 def run_hf(corpus: Path, num_proc: int) -> dict:
@@ -195,8 +195,8 @@ def main() -> None:
         for _ in range(args.repeats):
             for method in args.methods:  # interleaved, so load from other processes hits all alike
                 runs[method].append(measure(method, corpus))
-    print(f"{'method':>9} {'seconds':>8} {'(min-max)':>13} {'tok/s':>9} {'CPU s':>6} {'tok/CPU-s':>9} {'sequences':>10} "
-          f"{'content tok':>12} {'pad %':>6} {'check':>6}")
+    print(f"{'method':>9} {'seconds':>8} {'(min-max)':>13} {'tok/s':>9} {'CPU s':>6} {'tok/CPU-s':>9} "
+          f"{'sequences':>10} {'content tok':>12} {'pad %':>6} {'check':>6}")
     speed = {}
     for method, rs in runs.items():
         secs = sorted(r["seconds"] for r in rs)
@@ -212,15 +212,16 @@ def main() -> None:
             ok = content > 0  # NSP truncates segments and re-uses random ones: no exact count
         cpu = statistics.median(r["cpu"] for r in rs)
         print(f"{method:>9} {med:>8.2f} {secs[0]:>6.2f}-{secs[-1]:<6.2f} {speed[method]:>9.0f} {cpu:>6.2f} "
-              f"{pieces / cpu:>9.0f} {rs[0]['sequences']:>10} {content:>12} {100 * rs[0]['padding_share']:>6.1f} {'ok' if ok else 'FAIL':>6}")
+              f"{pieces / cpu:>9.0f} {rs[0]['sequences']:>10} {content:>12} "
+              f"{100 * rs[0]['padding_share']:>6.1f} {'ok' if ok else 'FAIL':>6}")
         if not ok:
             raise SystemExit(f"{method}: {content} content tokens for {pieces} corpus pieces")
     hf = [m for m in speed if m.startswith("hf")]
     if "ours" in speed and hf:
         best = max(hf, key=speed.get)
         print(f"datasets.map figure: its faster setting, {best.replace('hf-np', 'num_proc ')}")
-        print(f"SUMMARY pack_throughput: ours {speed['ours']:.0f} tok/s, datasets.map {speed[best]:.0f} tok/s, "
-              f"ratio {speed['ours'] / speed[best]:.2f}")
+        print(f"SUMMARY pack_throughput: ours {speed['ours']:.0f} tok/s, "
+              f"datasets.map {speed[best]:.0f} tok/s, ratio {speed['ours'] / speed[best]:.2f}")
 
 
 if __name__ == "__main__":

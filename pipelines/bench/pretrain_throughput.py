@@ -31,10 +31,12 @@ default in transformers 5).
 
     .venv/bin/python pipelines/bench/pretrain_throughput.py                # CPU, small + bert-base, ~5-7 min
     .venv/bin/python pipelines/bench/pretrain_throughput.py --models small --rounds 1
-    .venv/bin/python pipelines/bench/pretrain_throughput.py --device cuda --batch bert-base=128   # GPU (untested here)
+    .venv/bin/python pipelines/bench/pretrain_throughput.py --device cuda --batch bert-base=128 \
+  # GPU (untested here)
 
 Prints a table and ends with one line:
-`SUMMARY pretrain_throughput: small x<ratio> (ours A tok/s, HF B tok/s); bert-base x<ratio>; MFU bert-base ours P% (HF Q%); peak <T> TFLOP/s`
+`SUMMARY pretrain_throughput: small x<ratio> (ours A tok/s, HF B tok/s); bert-base x<ratio>; \
+MFU bert-base ours P% (HF Q%); peak <T> TFLOP/s`
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def hf_dataset(tok, packed):
     starts = ends - lens
     starts[sp], ends[sp] = 0, 0  # special tokens: (0, 0), as the fast tokenizer reports them
     return Dataset.from_dict({
-        "input_ids": ids, "token_type_ids": np.zeros_like(ids), "attention_mask": (ids != tok.pad_token_id).astype(np.int64),
+        "input_ids": ids, "token_type_ids": np.zeros_like(ids),
+        "attention_mask": (ids != tok.pad_token_id).astype(np.int64),
         "special_tokens_mask": sp.astype(np.int64), "offset_mapping": np.stack([starts, ends], axis=-1),
     })
 
@@ -167,16 +170,16 @@ def run_hf(shape, tok, dataset, batch: int, steps: int, device, out: Path) -> li
             times.append(_now())
 
     args = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_steps=steps,
-        learning_rate=OPT["lr"], adam_beta1=OPT["betas"][0], adam_beta2=OPT["betas"][1],
+        output_dir=str(out), per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+        max_steps=steps, learning_rate=OPT["lr"], adam_beta1=OPT["betas"][0], adam_beta2=OPT["betas"][1],
         adam_epsilon=OPT["eps"], weight_decay=OPT["weight_decay"], warmup_steps=OPT["warmup_ratio"],
         lr_scheduler_type="linear", max_grad_norm=1.0, bf16=True, use_cpu=device.type == "cpu",
         dataloader_num_workers=0, report_to=[], logging_steps=10**6, save_strategy="no", eval_strategy="no",
         remove_unused_columns=False, disable_tqdm=True, seed=SEED,
     )
     collator = DataCollatorForLanguageModeling(tok, mlm=True, whole_word_mask=True, mlm_probability=MLM_PROB)
-    trainer = Trainer(model=new_model(shape, tok, device), args=args, train_dataset=dataset, data_collator=collator,
-                      callbacks=[StepTimes()])
+    trainer = Trainer(model=new_model(shape, tok, device), args=args, train_dataset=dataset,
+                      data_collator=collator, callbacks=[StepTimes()])
     trainer.train()
     HF_OPTIM.add(str(getattr(args.optim, "value", args.optim)))
     return times
@@ -187,7 +190,8 @@ def _now() -> tuple[float, float]:
 
 
 def step_seconds(times: list[tuple[float, float]], warmup: int) -> list[tuple[float, float]]:
-    """(wall, process CPU) seconds of each step after the warm-up; times[i]: end of step i, times[0]: start."""
+    """(wall, process CPU) seconds of each step after the warm-up; times[i]: end of step i,
+    times[0]: start."""
     return [tuple(d) for d in np.diff(np.array(times[warmup:]), axis=0)]
 
 
@@ -211,21 +215,22 @@ def bench_model(name, args, tok, packed, dataset, device, tmp, peaks) -> dict:
                 times = run_ours(shape, tok, packed, batch, steps, device)
             run = step_seconds(times, args.warmup)
             per[side] += run
-            print(f"  {name} round {r} {side}: median step {statistics.median(w for w, _ in run):.3f} s wall, "
-                  f"{statistics.median(c for _, c in run):.3f} s CPU, load {os.getloadavg()[0]:.1f}", flush=True)
+            print(f"  {name} round {r} {side}: median step {statistics.median(w for w, _ in run):.3f} s "
+                  f"wall, {statistics.median(c for _, c in run):.3f} s CPU, load {os.getloadavg()[0]:.1f}",
+                  flush=True)
         peaks += peak(device, args.peak_size, 2)
     from transformers import BertConfig
 
-    config = BertConfig(vocab_size=len(tok), hidden_size=shape["hidden_size"], num_hidden_layers=shape["num_layers"],
-                        intermediate_size=shape["intermediate_size"])
+    config = BertConfig(vocab_size=len(tok), hidden_size=shape["hidden_size"],
+                        num_hidden_layers=shape["num_layers"], intermediate_size=shape["intermediate_size"])
     flops = train_flops_per_sequence(config, SEQ_LEN, MLM_PROB * SEQ_LEN, False)
     result = {}
     for side, pairs in per.items():
         secs = [w for w, _ in pairs]
         med = statistics.median(secs)
         q = np.percentile(secs, [25, 75])
-        result[side] = {"step_s": med, "iqr": (float(q[0]), float(q[1])), "n": len(secs), "seq_s": batch / med,
-                        "tok_s": batch * SEQ_LEN / med, "flops_s": flops * batch / med,
+        result[side] = {"step_s": med, "iqr": (float(q[0]), float(q[1])), "n": len(secs),
+                        "seq_s": batch / med, "tok_s": batch * SEQ_LEN / med, "flops_s": flops * batch / med,
                         "cpu_s": statistics.median(c for _, c in pairs)}
     result["batch"], result["flops_per_seq"] = batch, flops
     return result
@@ -244,13 +249,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of every run")
     ap.add_argument("--rounds", type=int, default=2, help="A-B(-B-A) rounds per model")
     ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
-    ap.add_argument("--peak-size", type=int, default=None, help="matmul size for the peak (2048 CPU, 8192 GPU)")
+    ap.add_argument("--peak-size", type=int, default=None,
+                    help="matmul size for the peak (2048 CPU, 8192 GPU)")
     ap.add_argument("--omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "inherit"],
-                    help="OpenMP threads wait passively by default: with spinning threads, one other busy process "
-                         "on a 2-core machine slows every step 2-5x (both sides alike)")
+                    help="OpenMP threads wait passively by default: with spinning threads, one other busy "
+                         "process on a 2-core machine slows every step 2-5x (both sides alike)")
     args = ap.parse_args()
     if args.omp_wait_policy != "inherit" and os.environ.get("OMP_WAIT_POLICY") != args.omp_wait_policy:
-        env = {**os.environ, "OMP_WAIT_POLICY": args.omp_wait_policy}  # read once, when OpenMP starts: re-exec
+        # read once, when OpenMP starts: re-exec
+        env = {**os.environ, "OMP_WAIT_POLICY": args.omp_wait_policy}
         os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
     device = torch.device(args.device)
     defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
@@ -275,30 +282,34 @@ def main() -> None:
         peaks = peak(device, args.peak_size)
         results = {m: bench_model(m, args, tok, packed, dataset, device, tmp, peaks) for m in args.models}
     top = max(peaks)
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, seq_len {SEQ_LEN}, {len(packed)} packed rows; "
-          f"peak bf16 matmul {args.peak_size}³: best {top / 1e12:.2f} TFLOP/s, median {statistics.median(peaks) / 1e12:.2f} "
-          f"({len(peaks)} measurements); stage's measure_peak_flops() once: {stage_peak / 1e12:.2f}; "
-          f"total {time.perf_counter() - start:.0f} s; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
-          f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-          f"HF optimizer {', '.join(sorted(HF_OPTIM))}; ours torch.optim.AdamW(fused=True) (optimizer_and_schedule)")
-    print(f"{'model':>9} {'side':>10} {'batch':>5} {'steps':>5} {'step s':>7} {'(IQR)':>15} {'seq/s':>7} {'tok/s':>8} "
-          f"{'GFLOP/seq':>9} {'MFU %':>6} {'ratio':>6} {'CPU s':>6} {'CPU ratio':>9}")
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, seq_len {SEQ_LEN}, "
+          f"{len(packed)} packed rows; peak bf16 matmul {args.peak_size}³: best {top / 1e12:.2f} TFLOP/s, "
+          f"median {statistics.median(peaks) / 1e12:.2f} ({len(peaks)} measurements); stage's "
+          f"measure_peak_flops() once: {stage_peak / 1e12:.2f}; total {time.perf_counter() - start:.0f} s; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {load_before:.1f} "
+          f"-> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; HF optimizer {', '.join(sorted(HF_OPTIM))}"
+          f"; ours torch.optim.AdamW(fused=True) (optimizer_and_schedule)")
+    print(f"{'model':>9} {'side':>10} {'batch':>5} {'steps':>5} {'step s':>7} {'(IQR)':>15} {'seq/s':>7} "
+          f"{'tok/s':>8} {'GFLOP/seq':>9} {'MFU %':>6} {'ratio':>6} {'CPU s':>6} {'CPU ratio':>9}")
     for m, r in results.items():
         for side in (s for s in r if isinstance(r[s], dict)):
             x = r[side]
             ratio = x["tok_s"] / r["hf"]["tok_s"]
-            print(f"{m:>9} {side:>10} {r['batch']:>5} {x['n']:>5} {x['step_s']:>7.3f} {x['iqr'][0]:>7.3f}-{x['iqr'][1]:<7.3f}"
-                  f" {x['seq_s']:>7.2f} {x['tok_s']:>8.0f} {r['flops_per_seq'] / 1e9:>9.2f} "
-                  f"{100 * x['flops_s'] / top:>6.1f} {ratio:>6.2f} {x['cpu_s']:>6.2f} {r['hf']['cpu_s'] / x['cpu_s']:>9.2f}")
+            print(f"{m:>9} {side:>10} {r['batch']:>5} {x['n']:>5} {x['step_s']:>7.3f} "
+                  f"{x['iqr'][0]:>7.3f}-{x['iqr'][1]:<7.3f} {x['seq_s']:>7.2f} {x['tok_s']:>8.0f} "
+                  f"{r['flops_per_seq'] / 1e9:>9.2f} {100 * x['flops_s'] / top:>6.1f} {ratio:>6.2f} "
+                  f"{x['cpu_s']:>6.2f} {r['hf']['cpu_s'] / x['cpu_s']:>9.2f}")
     parts = []
     for m, r in results.items():
         ratio = r["ours"]["tok_s"] / r["hf"]["tok_s"]
-        parts.append(f"{m} x{ratio:.2f}" + (f" (ours {r['ours']['tok_s']:.0f} tok/s, HF {r['hf']['tok_s']:.0f} tok/s)"
-                                            if m == "small" else ""))
+        parts.append(f"{m} x{ratio:.2f}"
+                     + (f" (ours {r['ours']['tok_s']:.0f} tok/s, HF {r['hf']['tok_s']:.0f} tok/s)"
+                        if m == "small" else ""))
     mfu = ""
     if "bert-base" in results:
         b = results["bert-base"]
-        mfu = f"; MFU bert-base ours {100 * b['ours']['flops_s'] / top:.1f}% (HF {100 * b['hf']['flops_s'] / top:.1f}%)"
+        mfu = (f"; MFU bert-base ours {100 * b['ours']['flops_s'] / top:.1f}% "
+               f"(HF {100 * b['hf']['flops_s'] / top:.1f}%)")
     print(f"SUMMARY pretrain_throughput: {'; '.join(parts)}{mfu}; peak {top / 1e12:.2f} TFLOP/s")
 
 

@@ -48,8 +48,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pubmedlm.infra.tracking import TrackingError
     from pubmedlm.train.pretraining import PretrainError
 
-    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError, FinetuneError,
-            CompareError, TrackingError)
+    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError,
+            FinetuneError, CompareError, TrackingError)
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
@@ -143,12 +143,16 @@ def finetune_cmd(task: TaskOpt, params: ParamsOpt = Path("params.yaml"), set_: S
 
 @app.command("evaluate")
 def evaluate_cmd(
-    predictions: Annotated[Path | None, typer.Option("--predictions", help="Score a folder of <dataset id>.jsonl "
-                                                     "prediction files instead of the pipeline's fine-tuned tasks.")] = None,
-    name: Annotated[str | None, typer.Option(help="Name shown for these predictions (default: the folder name).")] = None,
-    gold: Annotated[Path | None, typer.Option(help="Prepared BLURB data (default: the project's data/blurb_data).")] = None,
+    predictions: Annotated[Path | None, typer.Option(
+        "--predictions", help="Score a folder of <dataset id>.jsonl "
+                              "prediction files instead of the pipeline's fine-tuned tasks.")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Name shown for these predictions (default: the folder name).")] = None,
+    gold: Annotated[Path | None, typer.Option(
+        help="Prepared BLURB data (default: the project's data/blurb_data).")] = None,
     split: Annotated[str, typer.Option(help="Gold split scored: test or dev.")] = "test",
-    output: Annotated[Path | None, typer.Option(help="Scores JSON (default reports/evaluate/<name>.json; a .md beside it).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        help="Scores JSON (default reports/evaluate/<name>.json; a .md beside it).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,
 ) -> None:
@@ -172,10 +176,10 @@ def evaluate_cmd(
 
 @app.command("blurb")
 def blurb_cmd(
-    model: Annotated[str, typer.Option("--model", "-m", help="Encoder: a local HF folder, a hub id, `minilm`, or "
-                                       "`pretrain` (this pipeline's model).")],
-    datasets: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Only these datasets (repeatable; "
-                                                       "default: finetune.datasets).")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Encoder: a local HF folder, a hub id, "
+                                       "`minilm`, or `pretrain` (this pipeline's model).")],
+    datasets: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Only these datasets "
+                                                       "(repeatable; default: finetune.datasets).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,
 ) -> None:
@@ -188,16 +192,22 @@ def blurb_cmd(
     cfg = load_config(params, set_ or [])
     check_tracking(tracking_uri(cfg))
     result = run_blurb(cfg, model, datasets or None, params_file=params)
-    Console(width=None if sys.stdout.isatty() else 160).print(Path(result.outputs["report"]).read_text(encoding="utf-8"))
-    console.print(f"[green]blurb[/green] done: {result.outputs['report']} (MLflow experiment {result.metrics['experiment']})")
+    Console(width=None if sys.stdout.isatty() else 160).print(
+        Path(result.outputs["report"]).read_text(encoding="utf-8"))
+    console.print(f"[green]blurb[/green] done: {result.outputs['report']} "
+                  f"(MLflow experiment {result.metrics['experiment']})")
 
 
 @app.command("compare")
 def compare_cmd(
-    run_a: Annotated[str, typer.Argument(help="Run A: a `pubmedlm blurb` folder, a model under data/blurb/, a project root, or `pipeline`.")],
+    run_a: Annotated[str, typer.Argument(
+        help="Run A: a `pubmedlm blurb` folder, a model under data/blurb/, a project root, or `pipeline`.")],
     run_b: Annotated[str, typer.Argument(help="Run B, the same kinds.")],
-    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap over test examples with N resamples (best-dev seeds) instead of the seeds' Welch interval.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
+    bootstrap: Annotated[int, typer.Option(
+        help="Paired bootstrap over test examples with N resamples (best-dev seeds) instead of the seeds' "
+             "Welch interval.")] = 0,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the comparison as JSON here.")] = None,
 ) -> None:
     """Per-dataset and BLURB differences A - B with 95% intervals; says which are significant."""
     import json
@@ -208,8 +218,11 @@ def compare_cmd(
     root = project_root()
     result = compare(load_run(run_a, root), load_run(run_b, root), bootstrap=bootstrap,
                      gold_dir=data_dir("blurb_data", root))
-    table = Table(title=f"A = {run_a}   B = {run_b}   ({'paired bootstrap, ' + str(bootstrap) + ' resamples' if bootstrap else 'Welch over seeds'}, 95%)")
-    for col in ("dataset", "A mean ± std (n)", "B mean ± std (n)", "A - B", "95% interval", "p", "significant"):
+    table = Table(title=(
+        f"A = {run_a}   B = {run_b}   ("
+        f"{'paired bootstrap, ' + str(bootstrap) + ' resamples' if bootstrap else 'Welch over seeds'}, 95%)"))
+    for col in ("dataset", "A mean ± std (n)", "B mean ± std (n)", "A - B", "95% interval", "p",
+                "significant"):
         table.add_column(col, justify="left" if col == "dataset" else "right")
 
     def verdict(r: dict) -> str:
@@ -223,8 +236,9 @@ def compare_cmd(
                       f"[{r['low']:+.2f}, {r['high']:+.2f}]" if "low" in r else "–",
                       f"{r['p']:.3f}" if "p" in r else "–", verdict(r))
     b = result["blurb"]
-    table.add_row(f"BLURB ({b['datasets']} datasets)", f"{b['a_mean']:.2f}", f"{b['b_mean']:.2f}", f"{b['diff']:+.2f}",
-                  f"[{b['low']:+.2f}, {b['high']:+.2f}]" if "low" in b else "–", "–", verdict(b))
+    table.add_row(f"BLURB ({b['datasets']} datasets)", f"{b['a_mean']:.2f}", f"{b['b_mean']:.2f}",
+                  f"{b['diff']:+.2f}", f"[{b['low']:+.2f}, {b['high']:+.2f}]" if "low" in b else "–", "–",
+                  verdict(b))
     Console(width=None if sys.stdout.isatty() else 180).print(table)
     if result["not_shared"]:
         console.print(f"not in both runs (left out): {', '.join(result['not_shared'])}")
@@ -311,10 +325,11 @@ def remote_cmd(params: ParamsOpt = Path("params.yaml")) -> None:
         url = str((root / url).resolve())
     subprocess.run(["dvc", "remote", "add", "--local", "-d", "-f", "default", url], cwd=root, check=True)
     if cfg.runtime.dvc_remote_endpoint and url.startswith("s3://"):
-        subprocess.run(["dvc", "remote", "modify", "--local", "default", "endpointurl", cfg.runtime.dvc_remote_endpoint],
-                       cwd=root, check=True)
-    console.print(f"DVC default remote: {url}" + (f" at {cfg.runtime.dvc_remote_endpoint}"
-                                                   if cfg.runtime.dvc_remote_endpoint and url.startswith("s3://") else ""))
+        subprocess.run(["dvc", "remote", "modify", "--local", "default", "endpointurl",
+                        cfg.runtime.dvc_remote_endpoint], cwd=root, check=True)
+    console.print(f"DVC default remote: {url}"
+                  + (f" at {cfg.runtime.dvc_remote_endpoint}"
+                     if cfg.runtime.dvc_remote_endpoint and url.startswith("s3://") else ""))
 
 
 def main() -> None:

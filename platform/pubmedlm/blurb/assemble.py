@@ -75,7 +75,8 @@ class SourceFinder:
             return [Located(path, candidate, sha256_file(candidate), False)]
         # No mirror path in the reason: it lands in the stage's outputs, whose bytes must not
         # depend on where this machine keeps its mirror.
-        where = "absent from the data mirror" if self.mirror else "no data mirror is set (PUBMEDLM_DATA_MIRROR)"
+        where = ("absent from the data mirror" if self.mirror
+                 else "no data mirror is set (PUBMEDLM_DATA_MIRROR)")
         self.reasons[path] = f"not declared in any source catalog and {where}"
         return None
 
@@ -139,10 +140,12 @@ class Prepared:
             elif known is not None and known.count == ours:
                 reason, documented = known.reason, True
             elif self.built_from.get(split, "").startswith("user"):
-                reason, documented = "user-supplied file (blurb_data.pico_train) differs from the paper's", False
+                reason, documented = (
+                    "user-supplied file (blurb_data.pico_train) differs from the paper's", False)
             else:
                 reason, documented = "not documented in the task registry", False
-            out.append({"split": split, "ours": ours, "paper": paper, "reason": reason, "documented": documented})
+            out.append({"split": split, "ours": ours, "paper": paper, "reason": reason,
+                        "documented": documented})
         return out
 
 
@@ -156,7 +159,8 @@ def _convert(task: Task, split: str, raw: list[Located]) -> list[Row]:
         abstracts = local[paths[0]]
         raw_dir = abstracts.parents[1]
         if any(local[p] != raw_dir / Path(p).relative_to(Path(paths[0]).parents[1]) for p in paths[:3]):
-            raise SourceError(f"ChemProt {split}: raw files must lie in one folder tree; got {[local[p] for p in paths[:3]]}")
+            raise SourceError(f"ChemProt {split}: raw files must lie in one folder tree; "
+                              f"got {[local[p] for p in paths[:3]]}")
         punkt_file = next(s.local for s in raw if s.path.startswith(paths[3]))
         splitter = punkt_from_dir(str(punkt_file.parents[3]))  # <root>/nltk/tokenizers/punkt_tab/english/x
         converted = chemprot.convert_chemprot(raw_dir, split, splitter)
@@ -182,8 +186,9 @@ def _check_converter(task: Task, prepared: Prepared, finder: SourceFinder) -> No
         published = prepared.sources[task.files[split][0]].local
         rebuilt = relation_tsv_text(RelationRow(r["id"], r["text"], r["label"]) for r in rows)
         if rebuilt.encode("utf-8") != published.read_bytes():
-            raise BlurbFormatError(f"{published}: the {task.converter} converter's rebuild of {split} differs "
-                                   f"from this published file, so the converted splits would not be BLURB's")
+            raise BlurbFormatError(
+                f"{published}: the {task.converter} converter's rebuild of {split} differs "
+                f"from this published file, so the converted splits would not be BLURB's")
         prepared.checks[f"converter_{split}"] = f"identical to the published file ({len(rows)} rows)"
         prepared.rows[split] = rows
 
@@ -199,7 +204,8 @@ def carve_proxy(dev: list[Row], share: float, seed: int) -> tuple[list[Row], lis
     chosen = set(order[:n_train])
     info = {"from": "dev", "seed": seed, "train_share": share, "train_abstracts": n_train,
             "dev_abstracts": len(docs) - n_train,
-            "note": f"train carved from dev ({n_train} of {len(docs)} abstracts, seed {seed}); dev is the rest"}
+            "note": f"train carved from dev ({n_train} of {len(docs)} abstracts, seed {seed}); "
+                    "dev is the rest"}
     return [r for r in dev if r["doc_id"] in chosen], [r for r in dev if r["doc_id"] not in chosen], info
 
 
@@ -219,7 +225,8 @@ def _pico_train(task: Task, prepared: Prepared, finder: SourceFinder, opts: Any)
             f"{finder.reasons.get(task.files['train'][0], 'not found')}). "
             "Supply a BLURB-format train file with --set blurb_data.pico_train=PATH (a catalog path or a "
             "local file), or allow a proxy carved from dev with --set blurb_data.pico_proxy_from_dev=true "
-            f"(every score built on it is then marked '{PROXY_NOTE}'), or drop EBM-PICO from blurb_data.datasets."
+            f"(every score built on it is then marked '{PROXY_NOTE}'), or drop EBM-PICO from "
+            "blurb_data.datasets."
         )
 
 
@@ -232,7 +239,8 @@ def _pmid_checks(task: Task, prepared: Prepared, finder: SourceFinder) -> None:
         if found is None:
             prepared.checks[f"pmid_list_{split}"] = "not run: PMID list absent"
             continue
-        listed = {p.strip() for p in prepared.use(found)[0].read_text(encoding="utf-8").replace("\n", ",").split(",")}
+        listed = {p.strip() for p in
+                  prepared.use(found)[0].read_text(encoding="utf-8").replace("\n", ",").split(",")}
         ours = {r["doc_id"] for r in prepared.rows[split]}
         listed.discard("")
         prepared.checks[f"pmid_list_{split}"] = (
@@ -251,8 +259,8 @@ def _pubmedqa_checks(task: Task, prepared: Prepared, finder: SourceFinder) -> No
         truth = json.loads(truth_path.read_text(encoding="utf-8"))
         ours = {r["id"]: r["label"] for r in prepared.rows[split]}
         if ours != truth:
-            raise BlurbFormatError(f"{truth_path}:1: the {split} split differs from the official ground truth "
-                                   f"({len(set(ours) ^ set(truth))} ids differ)")
+            raise BlurbFormatError(f"{truth_path}:1: the {split} split differs from the official "
+                                   f"ground truth ({len(set(ours) ^ set(truth))} ids differ)")
         prepared.checks["test_ground_truth"] = f"identical to the official test set ({len(truth)} questions)"
 
 

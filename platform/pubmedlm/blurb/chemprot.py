@@ -159,7 +159,8 @@ def build_chemprot(raw_dir: Path, out_dir: Path, splitter: SentenceSplitter,
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for split in splits:
-        written[split] = write_relation_tsv(convert_chemprot(raw_dir, split, splitter), out_dir / f"{split}.tsv")
+        written[split] = write_relation_tsv(convert_chemprot(raw_dir, split, splitter),
+                                            out_dir / f"{split}.tsv")
     return written
 
 

@@ -16,8 +16,8 @@ Two intervals, both for A - B:
   seed's predictions of each run. Works with one seed; needs both runs' prediction files.
 
 The BLURB interval is the weighted sum of the datasets' resampled differences (datasets are
-resampled independently). A difference is significant when its interval excludes 0. The paper's comparisons turn on
-half-point gaps; with 5 seeds, a half-point gap is often inside the interval.
+resampled independently). A difference is significant when its interval excludes 0. The paper's
+comparisons turn on half-point gaps; with 5 seeds, a half-point gap is often inside the interval.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def load_run(spec: str, root: Path) -> RunResults:
     if spec == "pipeline":
         candidates.append(root / "data" / "finetune")
     path = Path(spec)
-    candidates += [path / "finetune", path / "data" / "finetune", path, root / "data" / "blurb" / spec / "finetune"]
+    candidates += [path / "finetune", path / "data" / "finetune", path,
+                   root / "data" / "blurb" / spec / "finetune"]
     for folder in candidates:
         if folder.is_dir() and any(folder.glob("*/results.json")):
             run = RunResults(spec, folder)
@@ -121,7 +122,8 @@ def paired_bootstrap(task_id: str, gold_dir: Path, pred_a: Path, pred_b: Path, s
 
     task = tasks.get(task_id)
     a, b = _read_predictions(pred_a), _read_predictions(pred_b)
-    gold = [r for r in read_jsonl(gold_dir / task_id / "test.jsonl") if str(r["id"]) in a and str(r["id"]) in b]
+    gold = [r for r in read_jsonl(gold_dir / task_id / "test.jsonl")
+            if str(r["id"]) in a and str(r["id"]) in b]
     if not gold:
         raise CompareError(f"{task_id}: the two runs predicted no common test rows")
     pa = [_value(task, a[str(r["id"])], r, str(pred_a)) for r in gold]
@@ -146,7 +148,8 @@ def paired_bootstrap(task_id: str, gold_dir: Path, pred_a: Path, pred_b: Path, s
         diffs[k] = metric(rows, [pa[i] for i in ia]) - metric(rows, [pb[i] for i in ia])
     low, high = np.percentile(diffs, [2.5, 97.5])
     p = float(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
-    return {"diff": observed, "low": float(low), "high": float(high), "p": p, "rows": len(gold), "samples": diffs}
+    return {"diff": observed, "low": float(low), "high": float(high), "p": p, "rows": len(gold),
+            "samples": diffs}
 
 
 def blurb_weights(datasets: list[str]) -> dict[str, float]:
@@ -157,7 +160,8 @@ def blurb_weights(datasets: list[str]) -> dict[str, float]:
     return {d: 1.0 / (len(types) * per_type[TASK_TYPE_OF[n]]) for d, n in names.items()}
 
 
-def compare(a: RunResults, b: RunResults, *, bootstrap: int = 0, gold_dir: Path | None = None) -> dict[str, Any]:
+def compare(a: RunResults, b: RunResults, *, bootstrap: int = 0,
+            gold_dir: Path | None = None) -> dict[str, Any]:
     """Per-dataset rows and the BLURB row (over the datasets both runs have)."""
     common = [t for t in a.results if t in b.results]
     if not common:
@@ -166,9 +170,11 @@ def compare(a: RunResults, b: RunResults, *, bootstrap: int = 0, gold_dir: Path 
     samples: dict[str, np.ndarray] = {}
     for task in common:
         sa, sb = a.seeds(task), b.seeds(task)
-        row: dict[str, Any] = {"dataset": task, "a_mean": statistics.fmean(sa), "b_mean": statistics.fmean(sb),
+        row: dict[str, Any] = {"dataset": task, "a_mean": statistics.fmean(sa),
+                               "b_mean": statistics.fmean(sb),
                                "a_std": statistics.stdev(sa) if len(sa) > 1 else 0.0,
-                               "b_std": statistics.stdev(sb) if len(sb) > 1 else 0.0, "a_n": len(sa), "b_n": len(sb)}
+                               "b_std": statistics.stdev(sb) if len(sb) > 1 else 0.0,
+                               "a_n": len(sa), "b_n": len(sb)}
         row["diff"] = row["a_mean"] - row["b_mean"]
         interval = (paired_bootstrap(task, gold_dir, a.predictions(task), b.predictions(task), bootstrap)
                     if bootstrap and gold_dir is not None else welch(sa, sb))
@@ -191,9 +197,11 @@ def compare(a: RunResults, b: RunResults, *, bootstrap: int = 0, gold_dir: Path 
         low, high = np.percentile(total, [2.5, 97.5])
         blurb.update({"low": float(low), "high": float(high), "significant": bool(low > 0 or high < 0)})
     elif all(r["a_n"] > 1 and r["b_n"] > 1 for r in rows):
-        var = sum(weights[r["dataset"]] ** 2 * (r["a_std"] ** 2 / r["a_n"] + r["b_std"] ** 2 / r["b_n"]) for r in rows)
+        var = sum(weights[r["dataset"]] ** 2 * (r["a_std"] ** 2 / r["a_n"] + r["b_std"] ** 2 / r["b_n"])
+                  for r in rows)
         half = 1.959964 * math.sqrt(var)
-        blurb.update({"low": diff - half, "high": diff + half, "significant": diff - half > 0 or diff + half < 0})
+        blurb.update({"low": diff - half, "high": diff + half,
+                      "significant": diff - half > 0 or diff + half < 0})
     else:
         blurb["significant"] = False
     only = sorted(set(a.results) ^ set(b.results))

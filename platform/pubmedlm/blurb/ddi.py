@@ -73,8 +73,8 @@ def document_rows(xml: bytes) -> Iterator[RelationRow]:
             masked = mask_pair(text, first, second, ("@DRUG$", "@DRUG$"), "@DRUG-DRUG$")
             label = f"DDI-{pair.get('type')}" if pair.get("ddi") == "true" else NEGATIVE_LABEL
             mentions = ((*first, "DRUG"), (*second, "DRUG"))
-            yield RelationRow(pair.get("id"), masked.translate(_CONTROL), label, original=text.translate(_CONTROL),
-                              entities=mentions)
+            yield RelationRow(pair.get("id"), masked.translate(_CONTROL), label,
+                              original=text.translate(_CONTROL), entities=mentions)
 
 
 def document_text(xml: bytes) -> str:
@@ -102,7 +102,8 @@ def convert_ddi(tarball: Path, split_list: Path | str | list[str],
     return rows
 
 
-def build_ddi(ddi_dir: Path, out_dir: Path, splits: Iterable[str] = ("train", "dev", "test")) -> dict[str, Path]:
+def build_ddi(ddi_dir: Path, out_dir: Path,
+              splits: Iterable[str] = ("train", "dev", "test")) -> dict[str, Path]:
     """Write BLURB's `<split>.tsv` from `<ddi_dir>/raw/DDIextraction_2013.tar.gz` and
     `<ddi_dir>/split_files/<split>_files.tsv`; returns split -> path."""
     tarball = ddi_dir / "raw" / "DDIextraction_2013.tar.gz"

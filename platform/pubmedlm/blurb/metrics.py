@@ -4,7 +4,8 @@ Owns the exact definitions of docs/BLURB.md ("what the reference implementations
 
 | function | datasets | definition |
 |---|---|---|
-| `entity_f1` | BC5-chem, BC5-disease, NCBI-disease, BC2GM, JNLPBA | exact-span entity micro F1 (seqeval, default mode) |
+| `entity_f1` | BC5-chem, BC5-disease, NCBI-disease, BC2GM, JNLPBA | \
+exact-span entity micro F1 (seqeval, default mode) |
 | `pico_token_macro_f1` | EBM PICO | word-level F1 of PAR, INT, OUT, unweighted mean |
 | `micro_f1_excluding` | ChemProt, DDI | micro F1 over every label but the negative one |
 | `positive_f1` | GAD | F1 of the positive class |

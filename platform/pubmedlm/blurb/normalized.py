@@ -9,9 +9,12 @@ everything that reads BLURB gold (blurb-data, and through its output the scores)
 | task type | row |
 |---|---|
 | ner, pico | `{"id": "<split>-<n>", "doc_id": "<DOCSTART id>" or null, "tokens": [...], "tags": [...]}` |
-| re | `{"id": "<pair id>", "text": "<sentence with entity dummy tokens>", "label": "<class>"}`, plus `"entities": {"text": "<sentence before masking>", "spans": [[start, end, kind], [start, end, kind]]}` where the raw corpus is at hand (ChemProt, DDI) |
+| re | `{"id": "<pair id>", "text": "<sentence with entity dummy tokens>", "label": "<class>"}`, plus \
+`"entities": {"text": "<sentence before masking>", "spans": [[start, end, kind], [start, end, kind]]}` where \
+the raw corpus is at hand (ChemProt, DDI) |
 | similarity | `{"id": "<pair id>", "text_a": "...", "text_b": "...", "score": <float 0-4>}` |
-| doc_classification | `{"id": "<PMID>_s<n>", "doc_id": "<PMID>", "text": "<sentence>", "labels": [<hallmark index>, ...]}` |
+| doc_classification | \
+`{"id": "<PMID>_s<n>", "doc_id": "<PMID>", "text": "<sentence>", "labels": [<hallmark index>, ...]}` |
 | qa | `{"id": "<id>", "question": "...", "context": "...", "label": "yes" / "no" / "maybe"}` |
 
 Tags are the files' own: NER untyped BIO (`B`, `I`, `O`), EBM PICO IO (`I-PAR`, `I-INT`, `I-OUT`,
@@ -55,7 +58,8 @@ def _nonempty(rows: list[Row], path: Path, last_line: int, split: str) -> list[R
 
 def _label(value: str, labels: tuple[str, ...], path: Path, lineno: int) -> str:
     if value not in labels:
-        raise BlurbFormatError(f"{path}:{lineno}: unknown label {value!r}; expected one of {', '.join(labels)}")
+        raise BlurbFormatError(f"{path}:{lineno}: unknown label {value!r}; "
+                               f"expected one of {', '.join(labels)}")
     return value
 
 
@@ -232,7 +236,8 @@ def read_pubmedqa(json_path: Path, split_path: Path, split: str, labels: tuple[s
         raise BlurbFormatError(f"{json_path}:{_json_key_line(text, unlisted[0])}: PubMedQA id {unlisted[0]} "
                                f"is missing from the split file {split_path} ({len(unlisted)} ids missing)")
     if not rows:
-        raise BlurbFormatError(f"{split_path}:{max(lineno, 1)}: empty split '{split}': no rows with that split")
+        raise BlurbFormatError(f"{split_path}:{max(lineno, 1)}: empty split '{split}': "
+                               "no rows with that split")
     return rows
 
 

@@ -14,7 +14,8 @@ any order: `{"id": "<gold row id>", "prediction": <value>}` where the value is
 | pico | EBM-PICO | list of tags (`I-PAR`/`I-INT`/`I-OUT`/`O`; `B-X` is read as `I-X`), one per token |
 | re | ChemProt, DDI, GAD | the class label: `CPR:3`..`false`; `DDI-effect`..`DDI-false`; `"1"`/`"0"` |
 | similarity | BIOSSES | a number (the predicted similarity) |
-| doc_classification | HoC | list of positive hallmark indices (ints 0-9), per sentence (`<PMID>_s<n>` ids) or per abstract (`<PMID>` ids) |
+| doc_classification | HoC | list of positive hallmark indices (ints 0-9), per sentence (`<PMID>_s<n>` ids) \
+or per abstract (`<PMID>` ids) |
 | qa | PubMedQA, BioASQ | `yes` / `no` / `maybe` (BioASQ: `yes` / `no`) |
 
 Every error names the file and line: invalid JSON, a missing key, a duplicate id, an id that is
@@ -54,8 +55,9 @@ def load_gold(gold_dir: Path, task: Task, split: str) -> tuple[dict[str, Any], l
     folder = gold_dir / task.id
     meta_path, rows_path = folder / "meta.json", folder / f"{split}.jsonl"
     if not meta_path.is_file() or not rows_path.is_file():
-        raise PredictionError(f"no prepared gold for {task.id} in {gold_dir} ({rows_path} absent): run "
-                              f"`pubmedlm blurb-data` (see metrics/blurb_data.json for why it may be missing)")
+        raise PredictionError(
+            f"no prepared gold for {task.id} in {gold_dir} ({rows_path} absent): run "
+            f"`pubmedlm blurb-data` (see metrics/blurb_data.json for why it may be missing)")
     return json.loads(meta_path.read_text(encoding="utf-8")), read_jsonl(rows_path)
 
 
@@ -81,7 +83,8 @@ def _tags(task: Task, value: Any, gold: Row, where: str) -> list[str]:
             for t in value]
     unknown = [t for t in tags if t not in task.labels]
     if unknown:
-        raise PredictionError(f"{where}: unknown label {unknown[0]!r}; expected one of {', '.join(task.labels)}")
+        raise PredictionError(f"{where}: unknown label {unknown[0]!r}; "
+                              f"expected one of {', '.join(task.labels)}")
     return tags
 
 
@@ -98,7 +101,8 @@ def _value(task: Task, value: Any, gold: Row, where: str) -> Any:
             raise PredictionError(f"{where}: expected a list of hallmark indices (ints), got {value!r}")
         unknown = [v for v in value if str(v) not in task.labels]
         if unknown:
-            raise PredictionError(f"{where}: unknown label {unknown[0]!r}; hallmarks are {task.labels[0]}..{task.labels[-1]}")
+            raise PredictionError(f"{where}: unknown label {unknown[0]!r}; "
+                                  f"hallmarks are {task.labels[0]}..{task.labels[-1]}")
         return frozenset(value)
     if value not in task.labels:
         raise PredictionError(f"{where}: unknown label {value!r}; expected one of {', '.join(task.labels)}")
@@ -136,7 +140,8 @@ def read_predictions(path: Path, task: Task, gold_rows: list[Row]) -> tuple[list
         preds[pid], first_line[pid] = _value(task, row["prediction"], by_id[pid], where), lineno
     missing = [r["id"] for r in gold_rows if r["id"] not in preds]
     if missing:
-        raise PredictionError(f"{path}: {len(missing)} gold ids have no prediction, e.g. {', '.join(missing[:5])}")
+        raise PredictionError(f"{path}: {len(missing)} gold ids have no prediction, "
+                              f"e.g. {', '.join(missing[:5])}")
     return gold_rows, [preds[r["id"]] for r in gold_rows]
 
 
@@ -215,14 +220,15 @@ def comparison_markdown(result: dict[str, Any], name: str) -> str:
     head = f"Scores on BLURB {result['split']} (percent)"
     if result["split"] != "test":
         head += "; the published columns are test scores, so this comparison is indicative only"
-    table = comparison_table(result["results"], name=name, proxies=result["proxies"]) if result["results"] else ""
+    table = (comparison_table(result["results"], name=name, proxies=result["proxies"])
+             if result["results"] else "")
     notes = [f"- {d}: not scored ({why})" for d, why in result["not_scored"].items()]
     notes += [f"- {p}: {PROXY_NOTE} (gold prepared with a proxy split)" for p in result["proxies"]]
     return "\n".join([head, "", table, *notes]) + "\n"
 
 
-def rich_table(result: dict[str, Any], name: str, models: tuple[str, ...] = ("PubMedBERT", "BioLinkBERT-base",
-                                                                               "BioLinkBERT-large", "BioBERT")):
+def rich_table(result: dict[str, Any], name: str,
+               models: tuple[str, ...] = ("PubMedBERT", "BioLinkBERT-base", "BioLinkBERT-large", "BioBERT")):
     """A rich table of the scores beside a few published models (all of them are in the markdown)."""
     from rich.table import Table
 
@@ -233,7 +239,8 @@ def rich_table(result: dict[str, Any], name: str, models: tuple[str, ...] = ("Pu
     table = Table("dataset", name, *models, title=f"BLURB {result['split']} scores (percent)")
     for task in tasks.all_tasks().values():
         score = result["results"].get(task.paper_name)
-        cell = "–" if score is None else f"{score:.2f}" + (f" ({PROXY_NOTE})" if task.paper_name in proxies else "")
+        cell = ("–" if score is None
+                else f"{score:.2f}" + (f" ({PROXY_NOTE})" if task.paper_name in proxies else ""))
         table.add_row(task.paper_name, cell, *(f"{pub.scores[m][task.paper_name]:.2f}" for m in models))
     blurb = result["blurb"]
     label = blurb["label"] if blurb else "BLURB"

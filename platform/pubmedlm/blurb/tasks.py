@@ -15,7 +15,8 @@ Owns the loader and validator of that file and every dataset's names. One `Task`
 | `checks` | extra files the stage cross-checks (EBM PICO PMID lists, PubMedQA test truth) |
 | `pmid` | where a row's PMID is (excluding test documents from pretraining): `doc_id`, `id`, `id_prefix` |
 | `labels` | the label set (NER/PICO tags, class names, HoC hallmark indices; BIOSSES none) |
-| `metric`, `metric_args` | a key of `metrics.METRICS` and its extra keyword arguments (checked by the tests, so that the table, which the config reads, does not import the metrics) |
+| `metric`, `metric_args` | a key of `metrics.METRICS` and its extra keyword arguments (checked by the \
+tests, so that the table, which the config reads, does not import the metrics) |
 | `max_length` | max input length in sub-word tokens (the paper's where stated; else LinkBERT's) |
 | `input` | how the model reads a row: `layout` (tokens/single/pair), `fields`, `tags`, `entity_tokens` |
 | `unit`, `paper_counts` | the paper's counting unit and its train/dev/test counts (Table 2) |
@@ -131,7 +132,8 @@ def _validate(task: Task) -> None:
         "format": task.format in FORMATS,
         "unit": task.unit == UNITS.get(task.task_type), "files": set(task.files) == set(SPLITS),
         "paper_counts": set(task.paper_counts) == set(SPLITS), "max_length": 0 < task.max_length <= 512,
-        "converter": task.converter is None or (task.converter in CONVERTERS and set(task.raw) == set(SPLITS)),
+        "converter": task.converter is None or (task.converter in CONVERTERS
+                                                and set(task.raw) == set(SPLITS)),
         "deviations": set(task.deviations) <= set(SPLITS),
         "labels": bool(task.labels) != (task.task_type == "similarity"),
         "pmid": task.pmid is None or task.pmid in PMID_FIELDS,

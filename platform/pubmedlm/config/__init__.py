@@ -77,7 +77,8 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> N
         if child is None:
             child = node[key] = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"{source}: cannot set '{dotted}': '{'.'.join(keys[: i + 1])}' is not a section")
+            raise ConfigError(f"{source}: cannot set '{dotted}': "
+                              f"'{'.'.join(keys[: i + 1])}' is not a section")
         node = child
     node[keys[-1]] = value
 
@@ -143,7 +144,7 @@ def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[st
     return rows
 
 
-__all__ = ["BlurbDataConfig", "Config", "ConfigError", "CorpusConfig", "FinetuneConfig", "FloatRange", "ModelShape",
-           "PackConfig", "PhaseConfig", "PretrainConfig", "RegisterConfig", "RuntimeConfig", "SearchSpace",
-           "SourceSpec", "StrictModel", "TuneConfig", "VocabConfig", "blurb_dataset_ids", "describe", "load_config",
-           "parse_override"]
+__all__ = ["BlurbDataConfig", "Config", "ConfigError", "CorpusConfig", "FinetuneConfig", "FloatRange",
+           "ModelShape", "PackConfig", "PhaseConfig", "PretrainConfig", "RegisterConfig", "RuntimeConfig",
+           "SearchSpace", "SourceSpec", "StrictModel", "TuneConfig", "VocabConfig", "blurb_dataset_ids",
+           "describe", "load_config", "parse_override"]

@@ -159,7 +159,8 @@ class FinetuneConfig(StrictModel):
     original mentions, or the original text (needs rows with entity spans: ChemProt, DDI)."""
     re_pooling: Literal["cls", "entity_start"] = "cls"
     """RE representation: [CLS], or the two entities' first tokens concatenated."""
-    seeds: dict[str, int] = Field(default_factory=lambda: {"default": 5, "BIOSSES": 10, "BioASQ": 10, "PubMedQA": 10})
+    seeds: dict[str, int] = Field(default_factory=lambda: {"default": 5, "BIOSSES": 10, "BioASQ": 10,
+                                                           "PubMedQA": 10})
     """Seeds per dataset for the test score (paper: 10 for BIOSSES, BioASQ, PubMedQA, else 5)."""
     seed: int = 1000
     """First fine-tuning seed; seed k is seed + k."""

@@ -153,7 +153,8 @@ def _write(staging: Staging, cfg: CorpusConfig, out: Path, exclusion: BlurbExclu
             tally.dropped[reason] += 1
             continue
         split = "heldout" if unit_hash(doc_id) < cfg.heldout_fraction else "train"
-        writers[split].write(json.dumps({"id": doc_id, "source": source, "text": text}, ensure_ascii=False) + "\n")
+        writers[split].write(json.dumps({"id": doc_id, "source": source, "text": text}, ensure_ascii=False)
+                             + "\n")
         tally.kept[split] += 1
         tally.source_kept[source] += 1
         tally.words += words
@@ -188,7 +189,8 @@ def _empty_message(inputs: list[CorpusInput], tally: Tally, what: str) -> str:
 
 def metrics(tally: Tally, inputs: list[CorpusInput], exclusion: BlurbExclusion | None) -> dict[str, Any]:
     """The content of `metrics/corpus.json` (sorted keys, no timings: stable bytes)."""
-    reasons = ("superseded", "deleted", "blurb_test", "too_short", "duplicate_text", "over_max_documents", "bad_records")
+    reasons = ("superseded", "deleted", "blurb_test", "too_short", "duplicate_text", "over_max_documents",
+               "bad_records")
     blurb: dict[str, Any] = {"enabled": exclusion is not None}
     if exclusion is not None:
         blurb |= exclusion.summary()

@@ -138,7 +138,8 @@ def _read_lenient(path: Path, source: str) -> Iterator[Item]:
                 nxt = _START.search(buf, m.end())
                 if nxt and (end < 0 or nxt.start() < end):
                     # A new record starts before this one closes: this one is broken.
-                    yield _bad(source, line_at_buf + buf.count(b"\n", 0, m.start()), f"<{m.group(1).decode()}> never closed")
+                    yield _bad(source, line_at_buf + buf.count(b"\n", 0, m.start()),
+                               f"<{m.group(1).decode()}> never closed")
                     line_at_buf += buf.count(b"\n", 0, nxt.start())
                     buf = buf[nxt.start():]
                     continue
@@ -151,7 +152,8 @@ def _read_lenient(path: Path, source: str) -> Iterator[Item]:
                 continue
             if eof:
                 if m:
-                    yield _bad(source, line_at_buf + buf.count(b"\n", 0, m.start()), "file ends inside a record")
+                    yield _bad(source, line_at_buf + buf.count(b"\n", 0, m.start()),
+                               "file ends inside a record")
                 return
             try:
                 chunk = next(chunks)

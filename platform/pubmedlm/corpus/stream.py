@@ -60,7 +60,8 @@ class Stream:
     def _truncated(self, err: str) -> TruncatedInput:
         return TruncatedInput(
             f"{self.label}: truncated or corrupt gzip stream after {self.bytes} decompressed bytes "
-            f"(line {self.lines + 1}); {self.compressed} of {self.path.stat().st_size} compressed bytes read ({err})"
+            f"(line {self.lines + 1}); {self.compressed} of {self.path.stat().st_size} compressed bytes read "
+            f"({err})"
         )
 
     def _file_chunks(self, size: int) -> Iterator[bytes]:

@@ -140,7 +140,8 @@ def read_tar(path: Path, source: str, skip_bad: bool = False) -> Iterator[Item]:
                         yield _member_record(tar.extractfile(member).read(), source, member.name, skip_bad)
         except (tarfile.ReadError, EOFError, zlib.error, OSError) as e:
             size = path.stat().st_size
-            message = f"{source}: truncated or corrupt tar archive after reading {raw.tell()} of {size} bytes ({e})"
+            message = (f"{source}: truncated or corrupt tar archive after reading {raw.tell()} of {size} "
+                       f"bytes ({e})")
             if not skip_bad:
                 raise CorpusError(message) from None
             yield BadRecord(message, "truncated stream: the rest of this archive is lost", True, source)

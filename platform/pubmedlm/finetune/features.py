@@ -4,11 +4,14 @@
 
 | head | input | target | prediction |
 |---|---|---|---|
-| token_classification (NER, PICO) | the words, `is_split_into_words` | scheme tag on each word's first piece, -100 elsewhere | argmax at first pieces, converted back to the file's scheme |
+| token_classification (NER, PICO) | the words, `is_split_into_words` | \
+scheme tag on each word's first piece, -100 elsewhere | \
+argmax at first pieces, converted back to the file's scheme |
 | sequence_classification (RE) | `[CLS] text [SEP]` (see below) | class index | argmax -> label |
 | sequence_classification (QA) | `[CLS] question [SEP] context [SEP]` | class index | argmax -> label |
 | regression (BIOSSES) | `[CLS] text_a [SEP] text_b [SEP]` | the score (float) | the output |
-| multi_label (HoC) | `[CLS] sentence [SEP]` | multi-hot over the hallmarks | sigmoid > 0.5 -> hallmark indices, OR-ed per abstract by the metric |
+| multi_label (HoC) | `[CLS] sentence [SEP]` | multi-hot over the hallmarks | \
+sigmoid > 0.5 -> hallmark indices, OR-ed per abstract by the metric |
 
 **RE input** (`finetune.re_entity`, the paper's Table 14): `dummy` feeds BLURB's masked sentence,
 its dummy tokens (`@GENE$`, ...) added to the vocabulary as special tokens; `markers` feeds the
@@ -42,7 +45,8 @@ from pubmedlm.config import FinetuneConfig
 from pubmedlm.finetune import tagging
 
 IGNORE = -100
-MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")  # entity markers (Baldini Soares et al. 2019), re_entity: markers
+# entity markers (Baldini Soares et al. 2019), re_entity: markers
+MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 
 
 class FinetuneError(ValueError):
@@ -64,7 +68,8 @@ class CodecOptions:
 
 
 def codec_options(f: FinetuneConfig) -> CodecOptions:
-    return CodecOptions(tagging=f.tagging, re_entity=f.re_entity, re_pooling=f.re_pooling, max_length=f.max_length)
+    return CodecOptions(tagging=f.tagging, re_entity=f.re_entity, re_pooling=f.re_pooling,
+                        max_length=f.max_length)
 
 
 @dataclass
@@ -73,7 +78,8 @@ class Encoded:
 
     rows: list[Row]
     inputs: list[dict[str, Any]]
-    first_pieces: list[list[int]] = field(default_factory=list)  # token classification: piece index per word, -1 none
+    # token classification: piece index per word, -1 none
+    first_pieces: list[list[int]] = field(default_factory=list)
     truncated_words: int = 0
 
     def __len__(self) -> int:
@@ -110,7 +116,8 @@ class TaskCodec:
     def _prepare_re(self) -> None:
         mode = self.options.re_entity
         # Special tokens: matched before lower-casing and never split (`@GENE$` stays one piece).
-        tokens = list(self.task.input.get("entity_tokens", [])) if mode == "dummy" else list(MARKERS) if mode == "markers" else []
+        tokens = (list(self.task.input.get("entity_tokens", [])) if mode == "dummy"
+                  else list(MARKERS) if mode == "markers" else [])
         if tokens:
             self.tokenizer.add_tokens(tokens, special_tokens=True)
         self.entity_ids = self.tokenizer.convert_tokens_to_ids(tokens) if mode == "dummy" else \
@@ -124,9 +131,9 @@ class TaskCodec:
         if "entities" not in row:
             # BLURB's published RE files hold only the masked sentence; the unmasked one comes from
             # the raw corpus (blurb-data adds it for ChemProt and DDI).
-            raise FinetuneError(f"finetune.re_entity={mode!r}: {self.task.id} row {row['id']} has no unmasked "
-                                "sentence and mention spans (only ChemProt and DDI, rebuilt from their raw "
-                                "corpora, have them); use re_entity: dummy")
+            raise FinetuneError(f"finetune.re_entity={mode!r}: {self.task.id} row {row['id']} has no "
+                                "unmasked sentence and mention spans (only ChemProt and DDI, rebuilt "
+                                "from their raw corpora, have them); use re_entity: dummy")
         text, spans = row["entities"]["text"], [(s, e) for s, e, _k in row["entities"]["spans"]]
         if mode == "original":
             return text, spans
@@ -160,7 +167,8 @@ class TaskCodec:
             item["label"] = self._target(row)
             if self.options.re_pooling == "entity_start" and self.task.task_type == "re":
                 item["entity_pos"] = (self._span_starts(enc["offset_mapping"][i], spans[i])
-                                      if self.options.re_entity == "original" else self._entity_positions(item["input_ids"]))
+                                      if self.options.re_entity == "original"
+                                      else self._entity_positions(item["input_ids"]))
             inputs.append(item)
         return Encoded(rows, inputs)
 

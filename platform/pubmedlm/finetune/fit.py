@@ -48,8 +48,8 @@ class HParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HParams:
-        return cls(float(d["learning_rate"]), int(d["batch_size"]), int(d["epochs"]), float(d["warmup_ratio"]),
-                   float(d["weight_decay"]), float(d["dropout"]))
+        return cls(float(d["learning_rate"]), int(d["batch_size"]), int(d["epochs"]),
+                   float(d["warmup_ratio"]), float(d["weight_decay"]), float(d["dropout"]))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,11 +80,12 @@ class Settings:
         """What decides a run's result, as plain data (names a Tune experiment or a seed's folder):
         the encoder, task, data, codec, optimisation and caps; not the dataset list or seed counts."""
         f, rt = self.finetune, self.runtime
-        return {"model": self.model, "task": self.task, "gold_dir": self.gold_dir, "codec": asdict(self.codec),
-                "precision": f.precision, "max_grad_norm": f.max_grad_norm, "adam_betas": list(f.adam_betas),
-                "adam_eps": f.adam_eps, "max_train_examples": f.max_train_examples,
-                "max_eval_examples": f.max_eval_examples, "attention_dropout": f.attention_dropout,
-                "micro_batch": rt.micro_batch_size, "threads": rt.cpus_per_worker, "device": rt.device}
+        return {"model": self.model, "task": self.task, "gold_dir": self.gold_dir,
+                "codec": asdict(self.codec), "precision": f.precision, "max_grad_norm": f.max_grad_norm,
+                "adam_betas": list(f.adam_betas), "adam_eps": f.adam_eps,
+                "max_train_examples": f.max_train_examples, "max_eval_examples": f.max_eval_examples,
+                "attention_dropout": f.attention_dropout, "micro_batch": rt.micro_batch_size,
+                "threads": rt.cpus_per_worker, "device": rt.device}
 
 
 @dataclass
@@ -116,7 +117,8 @@ def load_task(settings: Settings, splits: tuple[str, ...] = ("train", "dev", "te
         path = folder / f"{split}.jsonl"
         if not path.is_file():
             raise FinetuneError(f"{task.id}: no prepared {split} split ({path}); run `pubmedlm blurb-data`")
-        cap = settings.finetune.max_train_examples if split == "train" else settings.finetune.max_eval_examples
+        cap = (settings.finetune.max_train_examples if split == "train"
+               else settings.finetune.max_eval_examples)
         encoded[split] = codec.encode(_cap(read_jsonl(path), cap))
     return TaskData(codec, encoded)
 
@@ -136,7 +138,8 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.no_grad()
-def predict(model: TaskModel, data: TaskData, split: str, settings: Settings, device: torch.device) -> list[Any]:
+def predict(model: TaskModel, data: TaskData, split: str, settings: Settings,
+            device: torch.device) -> list[Any]:
     """Predictions for every row of a split, in row order (batches sorted by length for speed)."""
     encoded = data.splits[split]
     model.eval()
@@ -177,7 +180,8 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
     if device.type == "cpu" and settings.runtime.cpus_per_worker:
         torch.set_num_threads(settings.runtime.cpus_per_worker)
     seed_everything(seed)
-    model = build_model(settings.model, data.codec, hp.dropout, settings.finetune.attention_dropout).to(device)
+    model = build_model(settings.model, data.codec, hp.dropout,
+                        settings.finetune.attention_dropout).to(device)
     train = data.splits["train"]
     n = len(train)
     batch = min(hp.batch_size, n)
@@ -210,8 +214,9 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
     dev_scores: list[float] = []
     t0 = time.perf_counter()
     for epoch in range(hp.epochs):
-        train_steps(model, next_batch, opt, sched, start_step=epoch * per_epoch, end_step=(epoch + 1) * per_epoch,
-                    accum=accum, max_grad_norm=settings.finetune.max_grad_norm, device=device,
+        train_steps(model, next_batch, opt, sched, start_step=epoch * per_epoch,
+                    end_step=(epoch + 1) * per_epoch, accum=accum,
+                    max_grad_norm=settings.finetune.max_grad_norm, device=device,
                     precision=settings.finetune.precision, hooks=Hooks([watch]))
         dev = score(data, "dev", predict(model, data, "dev", settings, device))
         dev_scores.append(dev)
@@ -221,5 +226,5 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
     return Fitted(model, dev_scores, time.perf_counter() - t0, total)
 
 
-__all__ = ["HPARAMS", "Fitted", "HParams", "Settings", "TaskData", "device_for", "fit", "load_task", "predict",
-           "score", "seed_everything"]
+__all__ = ["HPARAMS", "Fitted", "HParams", "Settings", "TaskData", "device_for", "fit", "load_task",
+           "predict", "score", "seed_everything"]

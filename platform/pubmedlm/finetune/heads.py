@@ -2,10 +2,12 @@
 
 | registry head | class | loss |
 |---|---|---|
-| token_classification | `AutoModelForTokenClassification` (linear layer on every piece) | cross-entropy on first pieces |
+| token_classification | `AutoModelForTokenClassification` (linear layer on every piece) | \
+cross-entropy on first pieces |
 | sequence_classification | `AutoModelForSequenceClassification` on [CLS] | cross-entropy |
 | regression | `AutoModelForSequenceClassification`, 1 output, `problem_type=regression` | MSE |
-| multi_label | `AutoModelForSequenceClassification`, `problem_type=multi_label_classification` | BCE with logits |
+| multi_label | `AutoModelForSequenceClassification`, `problem_type=multi_label_classification` | \
+BCE with logits |
 
 RE with `re_pooling: entity_start` (the paper's Table 14 alternative) is the one head no HF class
 has: `AutoModel` plus a linear layer on the two entities' first tokens, concatenated (Baldini
@@ -56,7 +58,8 @@ def load_checked_tokenizer(model: str) -> Any:
     if Path(path).is_dir():
         if not (Path(path) / "config.json").is_file():
             raise FinetuneError(f"model {model}: {path} holds no model (config.json missing)")
-        if not any((Path(path) / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        if not any((Path(path) / f).is_file()
+                   for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
             raise FinetuneError(f"model {model}: no tokenizer in {path} (tokenizer.json or vocab.txt); "
                                 "save the tokenizer beside the model (tokenizer.save_pretrained)")
     elif not Path(path).exists() and (path.startswith((".", "/")) or path.count("/") > 1):
@@ -79,7 +82,8 @@ def check_model(model: str, codec: TaskCodec) -> None:
     if heads and config.num_labels != codec.num_labels:
         raise FinetuneError(
             f"model {model}: its {heads[0]} head has {config.num_labels} labels, {codec.task.id} needs "
-            f"{codec.num_labels} ({', '.join(codec.labels) or 'one regression output'}); start from the encoder instead")
+            f"{codec.num_labels} ({', '.join(codec.labels) or 'one regression output'}); "
+            "start from the encoder instead")
 
 
 class TaskModel(nn.Module):
@@ -122,11 +126,12 @@ class TaskModel(nn.Module):
         tokenizer.save_pretrained(folder)
         if self.entity_start:
             torch.save({"weight": self.classifier.weight, "bias": self.classifier.bias}, folder / ENTITY_HEAD)
-            (folder / "entity_head.json").write_text(json.dumps({"pooling": "entity_start",
-                                                                 "input": "concat of the two entities' first tokens"}))
+            (folder / "entity_head.json").write_text(json.dumps({
+                "pooling": "entity_start", "input": "concat of the two entities' first tokens"}))
 
 
-def build_model(model: str, codec: TaskCodec, dropout: float, attention_dropout: float | None = None) -> TaskModel:
+def build_model(model: str, codec: TaskCodec, dropout: float,
+                attention_dropout: float | None = None) -> TaskModel:
     """The task's head on the encoder `model` (new head weights, seeded by the caller).
     `attention_dropout` None: the same as `dropout`."""
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
@@ -134,13 +139,15 @@ def build_model(model: str, codec: TaskCodec, dropout: float, attention_dropout:
 
     hf_logging.set_verbosity_error()  # "newly initialized head weights" is expected here, not news
     path = resolve_model(model)
-    common: dict[str, Any] = {"hidden_dropout_prob": dropout,
-                              "attention_probs_dropout_prob": dropout if attention_dropout is None else attention_dropout}
+    common: dict[str, Any] = {
+        "hidden_dropout_prob": dropout,
+        "attention_probs_dropout_prob": dropout if attention_dropout is None else attention_dropout}
     entity_start = codec.task.task_type == "re" and codec.options.re_pooling == "entity_start"
     if entity_start:
         hf = AutoModel.from_pretrained(path, add_pooling_layer=False, **common)
     else:
-        cls = AutoModelForTokenClassification if codec.task.head == "token_classification" else AutoModelForSequenceClassification
+        cls = (AutoModelForTokenClassification if codec.task.head == "token_classification"
+               else AutoModelForSequenceClassification)
         labels = codec.labels or ["score"]
         hf = cls.from_pretrained(
             path, num_labels=codec.num_labels, problem_type=codec.problem_type, classifier_dropout=dropout,

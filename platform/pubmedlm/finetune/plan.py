@@ -7,9 +7,11 @@ Output layout (the DVC pipeline; `pubmedlm blurb --model X` writes the same tree
 | path | what |
 |---|---|
 | `tune/<task>/best.json` | the chosen configuration, its dev score, the task's MLflow parent run, flags |
-| `tune/<task>/trials.csv`, `trials.json` | every trial: status, configuration, epochs run, dev scores, error |
+| `tune/<task>/trials.csv`, `trials.json` | \
+every trial: status, configuration, epochs run, dev scores, error |
 | `finetune/<task>/results.json` | per-seed dev and test scores, mean and std, flags |
-| `finetune/<task>/predictions/seed-<k>/{dev,test}/<task>.jsonl` | each seed's predictions (`blurb.predictions` format) |
+| `finetune/<task>/predictions/seed-<k>/{dev,test}/<task>.jsonl` | \
+each seed's predictions (`blurb.predictions` format) |
 | `finetune/<task>/model/` | the best-dev seed's model in HF format, with its tokenizer |
 """
 
@@ -46,7 +48,8 @@ def is_proxy(gold_dir: Path, task_id: str) -> bool:
 
 def settings(cfg: Config, task_id: str, model: str, gold_dir: Path) -> Settings:
     tasks.get(task_id)  # unknown ids fail here, by name
-    return Settings(model=model, task=task_id, gold_dir=str(gold_dir), finetune=cfg.finetune, runtime=cfg.runtime)
+    return Settings(model=model, task=task_id, gold_dir=str(gold_dir), finetune=cfg.finetune,
+                    runtime=cfg.runtime)
 
 
 def resources(cfg: Config) -> dict[str, float]:
@@ -58,9 +61,11 @@ def resources(cfg: Config) -> dict[str, float]:
 def flags(cfg: Config, gold_dir: Path, task_id: str) -> dict[str, Any]:
     """Why a task's score may not be comparable with the paper's."""
     f = cfg.finetune
-    caps = {k: getattr(f, k) for k in ("max_train_examples", "max_eval_examples", "max_length") if getattr(f, k)}
+    caps = {k: getattr(f, k) for k in ("max_train_examples", "max_eval_examples", "max_length")
+            if getattr(f, k)}
     return {"proxy": is_proxy(gold_dir, task_id), "capped": bool(caps), "caps": caps,
-            "note": f"{NOT_COMPARABLE}: capped run ({', '.join(f'{k}={v}' for k, v in caps.items())})" if caps else ""}
+            "note": (f"{NOT_COMPARABLE}: capped run ({', '.join(f'{k}={v}' for k, v in caps.items())})"
+                     if caps else "")}
 
 
 def require_task(stage: str, task: str | None) -> str:

@@ -121,8 +121,9 @@ def _experiment_name(job: SearchJob, tune_cfg: TuneConfig) -> str:
     import hashlib
     import json
 
-    key = json.dumps({"settings": job.settings.identity(), "seed": job.seed, "tune": tune_cfg.model_dump(mode="json"),
-                      "model_id": job.model_id}, sort_keys=True, default=str)
+    key = json.dumps({"settings": job.settings.identity(), "seed": job.seed,
+                      "tune": tune_cfg.model_dump(mode="json"), "model_id": job.model_id},
+                     sort_keys=True, default=str)
     return f"tune-{job.settings.task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -138,8 +139,8 @@ def _tuner(job: SearchJob, tune_cfg: TuneConfig, resources: dict[str, float], st
     path = f"{storage.rstrip('/')}/{name}"
     if tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
-    scheduler = (ASHAScheduler(time_attr="epoch", max_t=tune_cfg.search.epochs[1], grace_period=tune_cfg.grace_period,
-                               reduction_factor=tune_cfg.reduction_factor)
+    scheduler = (ASHAScheduler(time_attr="epoch", max_t=tune_cfg.search.epochs[1],
+                               grace_period=tune_cfg.grace_period, reduction_factor=tune_cfg.reduction_factor)
                  if tune_cfg.scheduler == "asha" else FIFOScheduler())
     return tune.Tuner(
         trainable,
@@ -147,11 +148,12 @@ def _tuner(job: SearchJob, tune_cfg: TuneConfig, resources: dict[str, float], st
         tune_config=tune.TuneConfig(
             metric=RANK, mode="max", search_alg=OptunaSearch(sampler=TPESampler(
                 n_startup_trials=tune_cfg.startup_trials, seed=tune_cfg.seed)), scheduler=scheduler,
-            num_samples=tune_cfg.num_samples, max_concurrent_trials=tune_cfg.max_concurrent, reuse_actors=True,
-            trial_name_creator=trial_name, trial_dirname_creator=trial_name),
-        run_config=tune.RunConfig(name=name, storage_path=storage, verbose=1,
-                                  stop=EpochBudget(tune_cfg.budget_epochs) if tune_cfg.budget_epochs else None,
-                                  failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+            num_samples=tune_cfg.num_samples, max_concurrent_trials=tune_cfg.max_concurrent,
+            reuse_actors=True, trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, verbose=1,
+            stop=EpochBudget(tune_cfg.budget_epochs) if tune_cfg.budget_epochs else None,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )
 
 
@@ -162,7 +164,8 @@ def _rows(grid) -> list[dict[str, Any]]:
         config = {k: result.config[k] for k in HParams.__dataclass_fields__ if k in result.config}
         frame = result.metrics_dataframe
         scores = [] if frame is None or METRIC not in frame else [float(x) for x in frame[METRIC].dropna()]
-        status = "failed" if result.error else ("completed" if len(scores) >= int(config["epochs"]) else "stopped early")
+        status = ("failed" if result.error
+                  else ("completed" if len(scores) >= int(config["epochs"]) else "stopped early"))
         rows.append({
             "trial": trial_number(name), "trial_name": name, "status": status, **config,
             "epochs_run": len(scores), "dev_score": scores[-1] if scores else None,
@@ -204,7 +207,8 @@ def run_search(settings: Settings, seed: int, tune_cfg: TuneConfig, resources: d
 
     `model_id` identifies the weights and data (hashes): with the settings it names the Tune
     experiment, so only an identical search is resumed."""
-    # The search space was checked with the config (`config.SearchSpace`). Fail before Ray: the data loads and the model matches the task.
+    # The search space was checked with the config (`config.SearchSpace`). Fail before Ray: the data
+    # loads and the model matches the task.
     load_task(settings, ("dev",))
     job = SearchJob(settings, seed, model_id, parent)
     name = _experiment_name(job, tune_cfg)
@@ -216,4 +220,5 @@ def run_search(settings: Settings, seed: int, tune_cfg: TuneConfig, resources: d
             "wall_seconds": time.time() - t0, "experiment": f"{storage.rstrip('/')}/{name}"}
 
 
-__all__ = ["FAIL_TRIALS_ENV", "METRIC", "RANK", "TIE_BREAK", "SearchJob", "best_trial", "param_space", "run_search", "trial"]
+__all__ = ["FAIL_TRIALS_ENV", "METRIC", "RANK", "TIE_BREAK", "SearchJob", "best_trial", "param_space",
+           "run_search", "trial"]

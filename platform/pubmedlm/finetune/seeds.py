@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 SEED_RESULT = "result.json"
 
 
-def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str, parent: RunRef) -> dict[str, Any]:
+def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str,
+                parent: RunRef) -> dict[str, Any]:
     """Train and score one seed (runs as a Ray task); writes predictions, model and result.json to `out`."""
     import torch
 
@@ -52,13 +53,15 @@ def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str
         for split in ("dev", "test"):
             preds = predict(fitted.model, data, split, settings, device)
             scores[split] = score(data, split, preds)
-            write_predictions(folder / "predictions" / split / f"{settings.task}.jsonl", data.splits[split].rows, preds)
+            write_predictions(folder / "predictions" / split / f"{settings.task}.jsonl",
+                              data.splits[split].rows, preds)
         fitted.model.save(folder / "model", data.codec.tokenizer)
         write_task_file(folder / "model", settings.task, settings.codec, settings.finetune.precision)
-        result = {"index": index, "seed": seed, "dev_score": scores["dev"], "test_score": scores["test"],
-                  "dev_curve": fitted.dev_scores, "train_seconds": fitted.train_seconds, "steps": fitted.steps,
-                  "truncated_words": {s: e.truncated_words for s, e in data.splits.items()}, "run_id": run.run_id,
-                  "device": str(device), "torch_threads": torch.get_num_threads()}
+        result = {"index": index, "seed": seed, "dev_score": scores["dev"],
+                  "test_score": scores["test"], "dev_curve": fitted.dev_scores,
+                  "train_seconds": fitted.train_seconds, "steps": fitted.steps,
+                  "truncated_words": {s: e.truncated_words for s, e in data.splits.items()},
+                  "run_id": run.run_id, "device": str(device), "torch_threads": torch.get_num_threads()}
         write_json(folder / SEED_RESULT, result)
         run.log_metrics({"test_score": scores["test"], "final_dev_score": scores["dev"]}, step=hp.epochs)
     except Exception as e:
@@ -73,7 +76,8 @@ def work_dir(base: Path, settings: Settings, hp: HParams, first_seed: int) -> Pa
     """The seeds' folder under `base`: same encoder, data, settings and configuration, same folder."""
     from pubmedlm.infra.lineage import content_id
 
-    key = json.dumps({"settings": settings.identity(), "hparams": hp.as_dict(), "model": content_id(settings.model),
+    key = json.dumps({"settings": settings.identity(), "hparams": hp.as_dict(),
+                      "model": content_id(settings.model),
                       "data": content_id(str(Path(settings.gold_dir) / settings.task)), "seed": first_seed},
                      sort_keys=True, default=str)
     return base / f"finetune-{settings.task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"

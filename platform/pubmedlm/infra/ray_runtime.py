@@ -13,7 +13,8 @@ from pubmedlm.config import Config
 
 def worker_env() -> dict[str, str]:
     """Environment the workers need: the data mirror, the project root, the tracking server."""
-    keys = ("PUBMEDLM_DATA_MIRROR", "PUBMEDLM_PROJECT_ROOT", "MLFLOW_TRACKING_URI", "PYTHONPATH", "PUBMEDLM_FAIL_TRIALS")
+    keys = ("PUBMEDLM_DATA_MIRROR", "PUBMEDLM_PROJECT_ROOT", "MLFLOW_TRACKING_URI", "PYTHONPATH",
+            "PUBMEDLM_FAIL_TRIALS")
     env = {k: os.environ[k] for k in keys if k in os.environ}
     # OpenMP threads that spin while waiting slow every step 4-5x when another process shares the
     # cores (measured on 2 CPU cores); passive waiting costs nothing measurable when they are idle.
@@ -45,7 +46,8 @@ def init_ray(cfg: Config) -> None:
         if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:  # a Ray job: its working_dir sets PYTHONPATH
             taken = _job_env_keys() | {"PYTHONPATH"}
             env = {k: v for k, v in env.items() if k not in taken}
-        ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": env}, log_to_driver=cfg.runtime.progress)
+        ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": env},
+                 log_to_driver=cfg.runtime.progress)
 
 
 def storage_path(cfg: Config, root: Path) -> str:

@@ -89,7 +89,8 @@ class Catalog:
             for key, src in read_catalog(path).items():
                 if key in self.sources and self.sources[key].sha256 != src.sha256:
                     raise SourceError(
-                        f"{path}: '{key}' is already declared by {self.sources[key].catalog} with another sha256"
+                        f"{path}: '{key}' is already declared by {self.sources[key].catalog} "
+                        "with another sha256"
                     )
                 self.sources[key] = src
 
@@ -177,7 +178,8 @@ def resolve(src: Source, cache_dir: Path, progress: bool = True) -> Path:
     return cached
 
 
-def pin(urls: Iterable[str], prefix: str, catalog: Path, cache_dir: Path, progress: bool = True) -> list[Source]:
+def pin(urls: Iterable[str], prefix: str, catalog: Path, cache_dir: Path,
+        progress: bool = True) -> list[Source]:
     """Download each URL and record its sha256 in `catalog` as `prefix/<file name>` (trust on first use).
 
     For NCBI PubMed files, pass the baseline/update URLs; later runs verify against the pinned hash.
@@ -226,11 +228,13 @@ def _folder_inputs(folder: Path, label: str) -> list[Input]:
         p for p in folder.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
-    return [Input(f"{label.rstrip('/')}/{p.relative_to(folder).as_posix()}", p, sha256_file(p)) for p in files]
+    return [Input(f"{label.rstrip('/')}/{p.relative_to(folder).as_posix()}", p, sha256_file(p))
+            for p in files]
 
 
 def resolve_inputs(
-    specs: Iterable[object], catalog: Catalog, cache_dir: Path, progress: bool = True, root: Path | None = None
+    specs: Iterable[object], catalog: Catalog, cache_dir: Path, progress: bool = True,
+    root: Path | None = None
 ) -> list[Input]:
     """Resolve a stage's `inputs` list, in order. Each entry is, by precedence:
 
@@ -252,7 +256,8 @@ def resolve_inputs(
         if srcs:
             out.extend(Input(s.path, resolve(s, cache_dir, progress), s.sha256) for s in srcs)
         elif (local := _local(name, root)) is not None:
-            found = _folder_inputs(local, name) if local.is_dir() else [Input(name, local, sha256_file(local))]
+            found = (_folder_inputs(local, name) if local.is_dir()
+                     else [Input(name, local, sha256_file(local))])
             if not found:
                 raise SourceError(f"input folder {name} holds no files")
             out.extend(found)

@@ -53,7 +53,8 @@ def check_tracking(uri: str, timeout: float = 10.0) -> None:
     auth = None
     if os.environ.get("MLFLOW_TRACKING_USERNAME"):
         auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-    headers = {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"} if os.environ.get("MLFLOW_TRACKING_TOKEN") else {}
+    headers = ({"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+               if os.environ.get("MLFLOW_TRACKING_TOKEN") else {})
     url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
     try:
         # connecting must succeed within `timeout`; a slow answer from a busy server is no reason to stop
@@ -61,8 +62,9 @@ def check_tracking(uri: str, timeout: float = 10.0) -> None:
     except requests.ReadTimeout:
         return
     except requests.RequestException as e:
-        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({type(e).__name__}); nothing was run. "
-                            "Start it, or point MLFLOW_TRACKING_URI / runtime.mlflow_uri elsewhere") from None
+        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({type(e).__name__}); "
+                            "nothing was run. Start it, or point MLFLOW_TRACKING_URI / runtime.mlflow_uri "
+                            "elsewhere") from None
     if resp.status_code in (401, 403):
         who = f"user {auth[0]!r}" if auth else "no credentials"
         raise TrackingError(f"MLflow tracking server {uri} refused the request ({resp.status_code}, {who}); "
@@ -305,8 +307,9 @@ def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[dict[st
 
     runs = MlflowClient(tracking_uri=uri).search_runs(
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=5000)
-    return [{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status, "tags": dict(r.data.tags),
-             "params": dict(r.data.params), "metrics": dict(r.data.metrics)} for r in runs]
+    return [{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
+             "tags": dict(r.data.tags), "params": dict(r.data.params), "metrics": dict(r.data.metrics)}
+            for r in runs]
 
 
 def latest_stage_run(uri: str, experiment: str, stage: str) -> Any | None:
@@ -339,7 +342,8 @@ def find_task_run(uri: str, experiment: str, task: str, model_label: str) -> Run
     if exp is None:
         return None
     where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in task_run_tags(task, model_label).items())
-    runs = client.search_runs([exp.experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs([exp.experiment_id], where, order_by=["attributes.start_time DESC"],
+                              max_results=1)
     return RunRef(uri, exp.experiment_id, runs[0].info.run_id) if runs else None
 
 

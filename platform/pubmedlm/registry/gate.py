@@ -47,7 +47,8 @@ class Standing:
                    tags.get("gate.capped") == "true")
 
 
-def gate(candidate: Standing, champion: Standing | None, champion_version: str | None = None) -> tuple[bool, str]:
+def gate(candidate: Standing, champion: Standing | None,
+         champion_version: str | None = None) -> tuple[bool, str]:
     """(promote?, why) for a new version against the current champion."""
     if candidate.partial:
         return False, "partial score (datasets missing): never champion"
@@ -89,7 +90,8 @@ def register_version(model_uri: str, name: str, standing: Standing, *, tags: dic
     before = champion_of(client, name)
     current = Standing.from_tags(before.tags) if before is not None else None
     promoted, reason = gate(standing, current, before.version if before is not None else None)
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()} | standing.as_tags())
+    version = mlflow.register_model(model_uri, name,
+                                    tags={k: str(v) for k, v in tags.items()} | standing.as_tags())
     client.update_model_version(name, version.version, description=description)
     client.set_model_version_tag(name, version.version, "gate.promoted", str(promoted).lower())
     client.set_model_version_tag(name, version.version, "gate.reason", reason)

@@ -11,9 +11,11 @@ batching and decoding, so it reproduces the finetune stage's prediction files.
 | task type | columns | one output per row |
 |---|---|---|
 | NER | `text` (raw text) | entity spans: `{"start", "end", "type", "text"}`, character offsets into `text` |
-| NER, PICO | `tokens` (words, as in BLURB's files) instead of `text` | one tag per word, in the file's scheme |
+| NER, PICO | `tokens` (words, as in BLURB's files) instead of `text` | \
+one tag per word, in the file's scheme |
 | PICO | `text` | PICO spans the same way (`type` PAR / INT / OUT) |
-| RE | `text` (BLURB's masked sentence, `@GENE$`...; `entities` too for marker / original models) | relation label |
+| RE | `text` (BLURB's masked sentence, `@GENE$`...; `entities` too for marker / original models) | \
+relation label |
 | sentence similarity | `text_a`, `text_b` | similarity score |
 | document classification | `text` (a sentence) | the hallmark indices it carries |
 | QA | `question`, `context` | `yes` / `no` / `maybe` |
@@ -62,7 +64,8 @@ def load_task_model(folder: Path, codec: TaskCodec):
             model.classifier.weight.copy_(state["weight"])
             model.classifier.bias.copy_(state["bias"])
     else:
-        cls = AutoModelForTokenClassification if codec.task.head == "token_classification" else AutoModelForSequenceClassification
+        cls = (AutoModelForTokenClassification if codec.task.head == "token_classification"
+               else AutoModelForSequenceClassification)
         model = TaskModel(cls.from_pretrained(folder), codec, 0.0, entity_start=False)
     return model.eval()
 
@@ -83,11 +86,13 @@ class TaskPredictor:
         tokenizer = load_tokenizer(str(self.folder))
         self.codec = TaskCodec(self.task, tokenizer, options)
         self.model = load_task_model(self.folder, self.codec)
-        trained = FinetuneConfig(tagging=options.tagging, re_entity=options.re_entity, re_pooling=options.re_pooling,
-                                 max_length=options.max_length, precision=precision or trained_precision)
+        trained = FinetuneConfig(tagging=options.tagging, re_entity=options.re_entity,
+                                 re_pooling=options.re_pooling, max_length=options.max_length,
+                                 precision=precision or trained_precision)
         # evaluation batches are twice the micro-batch (`Settings.eval_batch`)
         runtime = RuntimeConfig(device="cpu", micro_batch_size=max(1, eval_batch // 2))
-        self.settings = Settings(model=str(self.folder), task=task_id, gold_dir="", finetune=trained, runtime=runtime)
+        self.settings = Settings(model=str(self.folder), task=task_id, gold_dir="", finetune=trained,
+                                 runtime=runtime)
         self.device = torch.device("cpu")
 
     def _placeholder_targets(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +120,8 @@ class TaskPredictor:
     def predict_text(self, texts: list[str]) -> list[list[dict[str, Any]]]:
         """Entity spans with character offsets for raw texts (NER and PICO models)."""
         if self.task.head != "token_classification":
-            raise FinetuneError(f"{self.task.id} is not a tagging task; give rows with {self.task.input['fields']}")
+            raise FinetuneError(f"{self.task.id} is not a tagging task; "
+                                f"give rows with {self.task.input['fields']}")
         words = [split_words(t) for t in texts]
         tags = self.predict_rows([{"tokens": [w for w, _, _ in ws] or ["."]} for ws in words])
         out = []
@@ -134,7 +140,8 @@ class TaskPredictor:
             if records and records[0].get("tokens") is not None:
                 return self.predict_rows([{"tokens": [str(w) for w in r["tokens"]]} for r in records])
             if records and records[0].get("text") is None:
-                raise FinetuneError(f"{self.task.id}: input needs a `text` column (raw text) or `tokens` (words)")
+                raise FinetuneError(f"{self.task.id}: input needs a `text` column (raw text) "
+                                    "or `tokens` (words)")
             return self.predict_text([str(r["text"]) for r in records])
         fields = list(self.task.input["fields"])
         missing = [f for f in fields if records and f not in records[0]]
@@ -151,7 +158,8 @@ class TaskPredictor:
         return self.predict_rows(rows)
 
 
-with warnings.catch_warnings():  # MLflow asks for type hints at class creation; the input is checked in predict_table
+# MLflow asks for type hints at class creation; the input is checked in predict_table
+with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*type hints.*")
 
     class BlurbTaskModel(mlflow.pyfunc.PythonModel):
@@ -185,7 +193,8 @@ def log_task_model(folder: Path, name: str) -> Any:
     with warnings.catch_warnings():  # the contract is the signature (or predict_table), not type hints
         warnings.filterwarnings("ignore", message=".*type hints.*")
         return mlflow.pyfunc.log_model(
-            name=name, python_model=str(Path(__file__).with_name("pyfunc_model.py")), artifacts={"model": str(folder)}, signature=signature,
+            name=name, python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={"model": str(folder)}, signature=signature,
             pip_requirements=[f"pubmedlm=={__version__}"],
             metadata={"pubmedlm.task": task_id, "pubmedlm.input_columns": columns})
 

@@ -34,7 +34,8 @@ def task_cost(results: dict[str, Any], tune_metrics: dict[str, Any] | None) -> d
     seeds_h = sum(s["train_seconds"] for s in results["seeds"]) / 3600
     tune_h = (tune_metrics or {}).get("wall_seconds", 0.0) / 3600
     return {"cost.finetune_device_hours": round(seeds_h, 6), "cost.tune_device_hours": round(tune_h, 6),
-            "cost.train_examples_seen": sum(s["steps"] for s in results["seeds"]) * results["hparams"]["batch_size"]}
+            "cost.train_examples_seen": (sum(s["steps"] for s in results["seeds"])
+                                         * results["hparams"]["batch_size"])}
 
 
 def encoder_version(summary: dict[str, Any], label: str, encoder_name: str, common: dict[str, str],
@@ -50,18 +51,20 @@ def encoder_version(summary: dict[str, Any], label: str, encoder_name: str, comm
             "pubmedlm.not_comparable": str(summary["not_comparable"]).lower(), **per_task, **common, **cost,
             "pubmedlm.evaluate_run": summary.get("run_id", "")}
     note = "Capped (tiny profile) run: not comparable with the paper." if summary["not_comparable"] else ""
-    desc = description(f"{label}: {b['label']} {b['blurb']:.2f}", [f"- {t}: {line}" for t, line in per_task.items()],
-                       note)
+    desc = description(f"{label}: {b['label']} {b['blurb']:.2f}",
+                       [f"- {t}: {line}" for t, line in per_task.items()], note)
     return standing, tags, desc
 
 
-def task_version(task: str, r: dict[str, Any], label: str, blurb: dict[str, Any] | None, common: dict[str, str],
-                 cost: dict[str, Any], task_run: str | None) -> tuple[Standing, dict[str, Any], str]:
+def task_version(task: str, r: dict[str, Any], label: str, blurb: dict[str, Any] | None,
+                 common: dict[str, str], cost: dict[str, Any],
+                 task_run: str | None) -> tuple[Standing, dict[str, Any], str]:
     """(standing, tags, description) of one dataset's model: judged by its test mean over seeds."""
     standing = Standing(r["test"]["mean"], (task,), proxy=r["flags"]["proxy"], capped=r["flags"]["capped"])
     hparams = json.dumps(r["hparams"], sort_keys=True)
-    tags = {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.metric": r["metric"], "pubmedlm.encoder": label,
-            "score.test": score_line(r), "score.dev_mean": f"{r['dev']['mean']:.2f}", "hparams": hparams,
+    tags = {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.metric": r["metric"],
+            "pubmedlm.encoder": label, "score.test": score_line(r),
+            "score.dev_mean": f"{r['dev']['mean']:.2f}", "hparams": hparams,
             **({"pubmedlm.task_run": task_run} if task_run else {}),
             **({"blurb.score": f"{blurb['blurb']:.2f}", "blurb.label": blurb["label"]} if blurb else {}),
             **common, **cost}

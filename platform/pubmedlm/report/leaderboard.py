@@ -60,7 +60,8 @@ def ours_column(summary: dict[str, Any], name: str, source: str) -> Column:
     proxies = {canonical(p) for p in summary.get("proxies", [])}
     b = summary.get("blurb") or {}
     return Column(name, True, scores, std, seeds, proxies, b.get("per_type", {}), b.get("blurb"),
-                  bool(b.get("partial", True)), bool(summary.get("not_comparable")), b.get("label", ""), source)
+                  bool(b.get("partial", True)), bool(summary.get("not_comparable")), b.get("label", ""),
+                  source)
 
 
 def published_columns(models: list[str] | None = None) -> list[Column]:
@@ -82,7 +83,8 @@ def discover(root: Path) -> list[Column]:
         found.append(ours_column(s, f"{s.get('model', 'ours')} (pipeline)", "metrics/evaluate.json"))
     for path in sorted((root / "data" / "blurb").glob("*/metrics/evaluate.json")):
         s = json.loads(path.read_text())
-        found.append(ours_column(s, s.get("model") or path.parent.parent.name, path.relative_to(root).as_posix()))
+        found.append(ours_column(s, s.get("model") or path.parent.parent.name,
+                                 path.relative_to(root).as_posix()))
     return found
 
 
@@ -122,12 +124,13 @@ def _notes(columns: list[Column]) -> list[str]:
         if c.ours and c.label and c.partial:
             notes.append(f"{c.name}: {c.label}")
         if c.ours and c.capped:
-            notes.append(f"{c.name}: {NOT_COMPARABLE}: capped fine-tuning (tiny profile); the published numbers "
-                         "come from full runs")
+            notes.append(f"{c.name}: {NOT_COMPARABLE}: capped fine-tuning (tiny profile); "
+                         "the published numbers come from full runs")
     return notes
 
 
-def markdown(columns: list[Column], plots: dict[str, str], registry: list[dict[str, Any]] | None = None) -> str:
+def markdown(columns: list[Column], plots: dict[str, str],
+             registry: list[dict[str, Any]] | None = None) -> str:
     lines = ["# BLURB leaderboard", "",
              "Test scores (%), our runs (mean ± std over seeds) beside the published models (Gu et al. 2022; "
              "BioLinkBERT: Yasunaga et al. 2022).", ""]
@@ -142,7 +145,8 @@ def markdown(columns: list[Column], plots: dict[str, str], registry: list[dict[s
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     if registry:
-        lines += ["", "## Model registry", "", "| model | version | alias | score | gate |", "|---|---|---|---|---|"]
+        lines += ["", "## Model registry", "", "| model | version | alias | score | gate |",
+                  "|---|---|---|---|---|"]
         for d in registry:
             lines.append(f"| {d['name']} | {d['version']} | {'champion' if d['promoted'] else 'candidate'} | "
                          f"{d['score']:.2f} | {d['reason']} |")
@@ -161,8 +165,10 @@ thead th { background: #f6f8fa; vertical-align: bottom; }
 th.ours, td.ours { background: #ddf4ff; }
 tr.type td { font-weight: 600; background: #f6f8fa; } tr.type td.ours { background: #c8e6f8; }
 tr.blurb td { font-weight: 700; border-top: 2px solid #1f2328; }
-.flag { display: inline-block; font-size: 0.75em; padding: 0 5px; margin: 1px; border-radius: 8px; color: #fff; }
-.flag.partial { background: #bf8700; } .flag.proxy { background: #8250df; } .flag.notcomparable { background: #d1242f; }
+.flag { display: inline-block; font-size: 0.75em; padding: 0 5px; margin: 1px; border-radius: 8px; \
+color: #fff; }
+.flag.partial { background: #bf8700; } .flag.proxy { background: #8250df; } \
+.flag.notcomparable { background: #d1242f; }
 .missing { color: #8c959f; } .proxycell { color: #8250df; }
 img { max-width: 100%; border: 1px solid #d0d7de; margin-top: 0.5em; }
 ul.notes { font-size: 0.9em; color: #57606a; }
@@ -179,7 +185,8 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
     """One self-contained page: the leaderboard, the registry decisions, the plots inline."""
     e = html.escape
     head = "".join(f'<th class="{"ours" if c.ours else "published"}">{e(c.name)}'
-                   + ("<br>" + "".join(_flag_html(f) for f in c.flags) if c.flags else "") + "</th>" for c in columns)
+                   + ("<br>" + "".join(_flag_html(f) for f in c.flags) if c.flags else "") + "</th>"
+                   for c in columns)
     body = []
     for kind, label, cells in rows(columns):
         tds = []
@@ -194,9 +201,10 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
              f"<style>{CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
              "<p>Test scores (%): our runs (blue, mean ± std over seeds) beside the published models "
-             "(Gu et al. 2022; BioLinkBERT: Yasunaga et al. 2022). BLURB is the macro average over task types "
-             "of the average over each type's datasets.</p>",
-             f'<table id="leaderboard"><thead><tr><th>dataset</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>']
+             "(Gu et al. 2022; BioLinkBERT: Yasunaga et al. 2022). BLURB is the macro average over "
+             "task types of the average over each type's datasets.</p>",
+             f'<table id="leaderboard"><thead><tr><th>dataset</th>{head}</tr></thead>'
+             f'<tbody>{"".join(body)}</tbody></table>']
     notes = _notes(columns)
     if notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")

@@ -69,10 +69,12 @@ def blurb_scores(datasets: Sequence[str], ours: Mapping[str, Mapping[str, tuple[
         xs = [i - 0.4 + width * (k + 0.5) for i, d in enumerate(datasets) if d in scores]
         means = [scores[d][0] for d in datasets if d in scores]
         stds = [scores[d][1] for d in datasets if d in scores]
-        ax.bar(xs, means, width, yerr=stds, capsize=2, color=OURS_COLORS[k % len(OURS_COLORS)], alpha=0.85, label=name)
+        ax.bar(xs, means, width, yerr=stds, capsize=2, color=OURS_COLORS[k % len(OURS_COLORS)], alpha=0.85,
+               label=name)
     for j, (model, scores) in enumerate(published.items()):
-        ax.scatter(range(len(datasets)), [scores.get(d, math.nan) for d in datasets], marker=MARKERS[j % len(MARKERS)],
-                   s=22, color="0.25", facecolors="none" if j % 2 else "0.25", label=model, zorder=3)
+        ax.scatter(range(len(datasets)), [scores.get(d, math.nan) for d in datasets],
+                   marker=MARKERS[j % len(MARKERS)], s=22, color="0.25",
+                   facecolors="none" if j % 2 else "0.25", label=model, zorder=3)
     ax.set_xticks(range(len(datasets)), datasets, rotation=35, ha="right")
     ax.set_ylabel("test score (%)")
     ax.set_ylim(0, 100)
@@ -109,8 +111,10 @@ def hpo_trials(trials: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) ->
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_axis_off()
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=color[b], label=f"batch {b}") for b in sizes]
-    handles += [plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="0.3", label="stopped early"),
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=color[b], label=f"batch {b}")
+               for b in sizes]
+    handles += [plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="0.3",
+                           label="stopped early"),
                 plt.Line2D([], [], marker="x", linestyle="", color="0.3", label="failed")]
     fig.legend(handles=handles, loc="upper right", fontsize=7)
     fig.suptitle("Hyperparameter search: every trial")

@@ -89,10 +89,12 @@ def _track(run_: Any, datasets: dict[str, dict[str, Any]], metrics: dict[str, An
     """Source sha256s as lineage tags; counts as MLflow metrics; statuses as tags."""
     shas = {path: s["sha256"] for e in datasets.values() for path, s in e.get("sources", {}).items()}
     run_.add_sources(shas)
-    unverified = sorted({p for e in datasets.values() for p, s in e.get("sources", {}).items() if not s["verified"]})
+    unverified = sorted({p for e in datasets.values() for p, s in e.get("sources", {}).items()
+                         if not s["verified"]})
     run_.set_tags({f"blurb_data.status.{name}": e["status"] for name, e in datasets.items()}
                   | {"blurb_data.unverified_sources": ",".join(unverified) or "none"})
-    run_.log_metrics({f"{name}.{split}": n for name, e in datasets.items() for split, n in e["counts"].items()})
+    run_.log_metrics({f"{name}.{split}": n for name, e in datasets.items()
+                      for split, n in e["counts"].items()})
     run_.log_metrics({"prepared": len(metrics["prepared"]), "missing": len(metrics["missing"])})
 
 

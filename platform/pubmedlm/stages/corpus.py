@@ -64,6 +64,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         write_json(metrics_file, metrics)
         # Per-source counts stay in the metrics file: file names make poor MLflow metric keys.
         tracker.log_metrics({k: v for k, v in metrics.items() if k != "sources"})
-        tracker.log_metrics({"build_seconds": seconds, "records_per_second": metrics["records_read"] / seconds})
+        tracker.log_metrics({"build_seconds": seconds,
+                             "records_per_second": metrics["records_read"] / seconds})
         tracker.log_artifact(metrics_file)
     return StageResult(STAGE, {"corpus": out, "metrics": metrics_file}, metrics, tracker.run_id)

@@ -57,7 +57,8 @@ def markdown(summary: dict[str, Any], name: str) -> str:
     lines += ["", "| dataset | mean ± std | seeds | dev mean | flags |", "|---|---|---|---|---|"]
     for task_id, e in summary["datasets"].items():
         flags = ", ".join(f for f, on in (("proxy", e["proxy"]), (NOT_COMPARABLE, e["capped"])) if on) or "–"
-        lines.append(f"| {task_id} | {e['mean']:.2f} ± {e['std']:.2f} | {e['seeds']} | {e['dev_mean']:.2f} | {flags} |")
+        lines.append(f"| {task_id} | {e['mean']:.2f} ± {e['std']:.2f} | {e['seeds']} | "
+                     f"{e['dev_mean']:.2f} | {flags} |")
     notes = [f"- {d}: not scored ({why})" for d, why in summary["not_scored"].items()]
     if summary["not_comparable"]:
         notes.append(f"- {NOT_COMPARABLE}: capped fine-tuning runs ({', '.join(summary['capped'])}); "
@@ -79,7 +80,8 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
     mpath = (out_base / "metrics" / f"{STAGE}.json") if out_base else metrics_path(STAGE, root)
     report = (out_base / "reports" / "blurb.md") if out_base else reports_dir(STAGE, root) / "blurb.md"
     with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment,
-                   tags={"pubmedlm.model": label, "pubmedlm.not_comparable": summary["not_comparable"]}) as tracked:
+                   tags={"pubmedlm.model": label,
+                         "pubmedlm.not_comparable": summary["not_comparable"]}) as tracked:
         write_json(mpath, {"model": label, "run_id": tracked.run_id, **summary})
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(summary, label), encoding="utf-8")
@@ -87,7 +89,8 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
         if summary["blurb"]:
             flat["blurb"] = summary["blurb"]["blurb"]
             flat.update({f"blurb_type/{t}": v for t, v in summary["blurb"]["per_type"].items()})
-            tracked.set_tags({"blurb.label": summary["blurb"]["label"], "blurb.partial": summary["blurb"]["partial"]})
+            tracked.set_tags({"blurb.label": summary["blurb"]["label"],
+                              "blurb.partial": summary["blurb"]["partial"]})
         tracked.log_metrics(flat)
         task_runs = {d: find_task_run(tracked.uri, experiment or cfg.runtime.mlflow_experiment, d, label)
                      for d in summary["datasets"]}

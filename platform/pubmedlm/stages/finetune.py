@@ -45,8 +45,8 @@ def _read_best(tune_dir: Path, task: str, label: str) -> dict[str, Any]:
         raise FinetuneError(f"{task}: no tuned configuration ({path}); run `pubmedlm tune --task {task}`")
     best = json.loads(path.read_text())
     if best["status"] == "ok" and best["model"] != label:
-        raise FinetuneError(f"{task}: {path} was searched for model {best['model']!r}, but the model is {label!r}; "
-                            f"rerun `pubmedlm tune --task {task}`")
+        raise FinetuneError(f"{task}: {path} was searched for model {best['model']!r}, "
+                            f"but the model is {label!r}; rerun `pubmedlm tune --task {task}`")
     return best
 
 
@@ -54,7 +54,8 @@ def _publish(out_dir: Path, cfg: Config, results: dict[str, Any], work: Path | N
     """Write the task's output folder; with seeds, their predictions and the best-dev seed's model."""
     with atomic_dir(out_dir) as tmp:
         for r in results.get("seeds", []):
-            shutil.copytree(work / f"seed-{r['index']}" / "predictions", tmp / "predictions" / f"seed-{r['index']}")
+            shutil.copytree(work / f"seed-{r['index']}" / "predictions",
+                            tmp / "predictions" / f"seed-{r['index']}")
         if work is not None:
             shutil.copytree(work / f"seed-{results['best_seed']}" / "model", tmp / "model")
         write_json(tmp / "results.json", results)
@@ -75,7 +76,8 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     root, task = project_root(), plan.check_task(task)
     base = out_base or root / "data"
     out_dir = base / STAGE / task
-    mpath = (out_base / "metrics" / STAGE / f"{task}.json") if out_base else metrics_path(f"{STAGE}/{task}", root)
+    mpath = ((out_base / "metrics" / STAGE / f"{task}.json") if out_base
+             else metrics_path(f"{STAGE}/{task}", root))
     label = model_label(model or cfg.finetune.model)
     best = _read_best(base / "tune" / task, task, label)
     if best["status"] != "ok":
@@ -88,7 +90,8 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     hp = HParams.from_dict(best["hparams"])
     experiment = experiment or cfg.runtime.mlflow_experiment
     parent = find_task_run(tracking_uri(cfg, root), experiment, task, label)
-    opened = {"run_name": task, "tags": task_run_tags(task, label)} if parent is None else {"resume_run_id": parent.run_id}
+    opened = ({"run_name": task, "tags": task_run_tags(task, label)} if parent is None
+              else {"resume_run_id": parent.run_id})
     with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment, **opened) as tracked:
         init_ray(cfg)
         work = work_dir(_seed_base(cfg, root), settings, hp, cfg.finetune.seed)
@@ -97,20 +100,23 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
         winner = max(seeds, key=lambda r: (r["dev_score"], -r["index"]))
         results = {
             "task": task, "paper_name": tasks.get(task).paper_name, "status": "ok", "model": label,
-            "hparams": best["hparams"], "seeds": [{k: v for k, v in r.items() if k != "run_id"} for r in seeds],
-            "test": summarize([r["test_score"] for r in seeds]), "dev": summarize([r["dev_score"] for r in seeds]),
-            "best_seed": winner["index"], "flags": plan.flags(cfg, gold, task), "metric": tasks.get(task).metric,
+            "hparams": best["hparams"],
+            "seeds": [{k: v for k, v in r.items() if k != "run_id"} for r in seeds],
+            "test": summarize([r["test_score"] for r in seeds]),
+            "dev": summarize([r["dev_score"] for r in seeds]), "best_seed": winner["index"],
+            "flags": plan.flags(cfg, gold, task), "metric": tasks.get(task).metric,
         }
         _publish(out_dir, cfg, results, work)
         metrics = {"test_mean": results["test"]["mean"], "test_std": results["test"]["std"],
                    "dev_mean": results["dev"]["mean"], "seeds": len(seeds)}
         write_json(mpath, metrics)
         tracked.log_metrics({f"finetune/{k}": v for k, v in metrics.items()})
-        tracked.set_tags({"finetune.best_seed": winner["index"], "finetune.capped": results["flags"]["capped"],
+        tracked.set_tags({"finetune.best_seed": winner["index"],
+                          "finetune.capped": results["flags"]["capped"],
                           "finetune.proxy": results["flags"]["proxy"]})
         tracked.log_artifact(out_dir / "results.json", "finetune")
-    return StageResult(STAGE, {"results": out_dir / "results.json", "model": out_dir / "model", "metrics": mpath},
-                       results, tracked.run_id)
+    return StageResult(STAGE, {"results": out_dir / "results.json", "model": out_dir / "model",
+                               "metrics": mpath}, results, tracked.run_id)
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml", task: str | None = None) -> StageResult:
@@ -123,4 +129,5 @@ def summary(result: StageResult) -> str:
         return f"{r['task']}: {r['status']} ({r.get('reason', '')})"
     t = r["test"]
     note = f"  [{r['flags']['note']}]" if r["flags"]["note"] else ""
-    return f"{r['task']}: test {t['mean']:.2f} ± {t['std']:.2f} over {t['n']} seeds (best-dev seed {r['best_seed']}){note}"
+    return (f"{r['task']}: test {t['mean']:.2f} ± {t['std']:.2f} over {t['n']} seeds "
+            f"(best-dev seed {r['best_seed']}){note}")

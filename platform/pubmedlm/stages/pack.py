@@ -55,13 +55,15 @@ def _blocks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 def _piece_ids(tok, texts: list[str]) -> list[list[int]]:
-    """Piece ids of each text, without special tokens: the same ids as `tok(texts, add_special_tokens=False)`."""
+    """Piece ids of each text, without special tokens: the same ids as
+    `tok(texts, add_special_tokens=False)`."""
     backend = tok.backend_tokenizer
     if backend.truncation is None and backend.padding is None:
         # The Rust batch call without character offsets (nobody reads them here) and without the
         # Python BatchEncoding wrapper: ~20% less tokenizer time on documents and on sentences.
         return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
-    return tok(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    return tok(texts, add_special_tokens=False, return_attention_mask=False,
+               return_token_type_ids=False)["input_ids"]
 
 
 def _tokenize_block(tok, block: list[str], splitter) -> list[list[list[int]]]:
@@ -82,7 +84,8 @@ def _pack_split(cfg: Config, tok, corpus: Path, split: str, out: Path, progress:
     pc = cfg.pack
     special = SpecialIds(tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
     dtype = id_dtype(len(tok))
-    writers = {L: PackedWriter(out / f"len{L}" / split, L, pc.nsp, dtype, special.pad) for L in pc.seq_lengths}
+    writers = {L: PackedWriter(out / f"len{L}" / split, L, pc.nsp, dtype, special.pad)
+               for L in pc.seq_lengths}
     streams = {L: StreamPacker(L, special) for L in pc.seq_lengths}
     rngs = {L: random.Random(f"{pc.seed}-{split}-{L}") for L in pc.seq_lengths}
     cap = pc.max_sequences if split == "train" else None
@@ -125,9 +128,11 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         run_.add_inputs([Path("data/corpus"), Path("data/vocab")])
         with atomic_dir(out_dir) as tmp, Progress(disable=not cfg.runtime.progress, transient=True) as bar:
             metrics = {split: _pack_split(cfg, tok, corpus, split, tmp, bar) for split in SPLITS}
-            empty = [f"{name}/{split}" for split, sets in metrics.items() for name, m in sets.items() if not m["sequences"]]
+            empty = [f"{name}/{split}" for split, sets in metrics.items() for name, m in sets.items()
+                     if not m["sequences"]]
             if empty:
-                raise ValueError(f"pack: empty packed split(s) {', '.join(empty)}: the corpus split has no usable text")
+                raise ValueError(f"pack: empty packed split(s) {', '.join(empty)}: "
+                                 "the corpus split has no usable text")
             write_json(tmp / PACK_INFO, {"tokenizer": cfg.pack.tokenizer, "vocab_size": len(tok)})
             write_resolved_config(tmp, cfg, SECTIONS)
         mpath = metrics_path(STAGE, root)

@@ -29,14 +29,16 @@ SECTIONS = ("pretrain",)
 
 def _tokenizer_path(cfg: Config, root: Path) -> str:
     """The in-domain vocab when training from scratch, else the init model's own tokenizer."""
-    return str(data_dir("vocab", root)) if cfg.pretrain.init == "scratch" else resolve_model(cfg.pretrain.init)
+    return (str(data_dir("vocab", root)) if cfg.pretrain.init == "scratch"
+            else resolve_model(cfg.pretrain.init))
 
 
 def validate(cfg: Config, root: Path) -> tuple[str, str]:
     """Check every input before any compute; returns (init, tokenizer path) for the job."""
     from pubmedlm.train.pretraining import check_inputs
 
-    init = "scratch" if cfg.pretrain is None or cfg.pretrain.init == "scratch" else resolve_model(cfg.pretrain.init)
+    init = ("scratch" if cfg.pretrain is None or cfg.pretrain.init == "scratch"
+            else resolve_model(cfg.pretrain.init))
     tokenizer = _tokenizer_path(cfg, root) if cfg.pretrain else ""
     check_inputs(cfg.pretrain, cfg.runtime, data_dir("pack", root), init, tokenizer)
     return init, tokenizer
@@ -70,7 +72,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     name = run_name(cfg, root)
     with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
         # Lineage: the packed data it trains on, and the corpus and vocab versions behind it.
-        upstream = [Path("data/pack"), Path("data/corpus")] + ([Path("data/vocab")] if init == "scratch" else [])
+        upstream = ([Path("data/pack"), Path("data/corpus")]
+                    + ([Path("data/vocab")] if init == "scratch" else []))
         tracked.add_inputs([p for p in upstream if (root / p).exists()])
         tracked.set_tags({"ray.run_name": name, "ray.storage_path": storage_path(cfg, root)})
         job = PretrainJob(cfg.pretrain, cfg.runtime, init, tokenizer, str(pack), tracked.ref)

@@ -3,8 +3,10 @@ Registry, with their lineage, and promoted by the gate (`registry.gate.gate`).
 
 | registered model | flavour | gate score |
 |---|---|---|
-| `<prefix>-encoder` | transformers (fill-mask), the encoder that was fine-tuned | BLURB score of the evaluate stage |
-| `<prefix>-<dataset>` | pyfunc (`serving.BlurbTaskModel`: raw text or rows in, predictions out) | test mean over seeds |
+| `<prefix>-encoder` | transformers (fill-mask), the encoder that was fine-tuned | \
+BLURB score of the evaluate stage |
+| `<prefix>-<dataset>` | pyfunc (`serving.BlurbTaskModel`: raw text or rows in, predictions out) | \
+test mean over seeds |
 
 Every version carries tags and a description: scores (BLURB, per dataset with the seeds' spread),
 `git.commit`, the DVC hashes of corpus, vocab, pretrained model, BLURB data and params file, the
@@ -56,7 +58,8 @@ def _inputs(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         if not (finetune_dir / task / "model" / "pubmedlm_task.json").is_file():
             raise FinetuneError(f"register: {finetune_dir / task / 'model'} has no pubmedlm_task.json; "
                                 f"rerun `pubmedlm finetune --task {task}`")
-    return summary, {t: json.loads((finetune_dir / t / "results.json").read_text()) for t in summary["datasets"]}
+    return summary, {t: json.loads((finetune_dir / t / "results.json").read_text())
+                     for t in summary["datasets"]}
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
@@ -81,17 +84,22 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             cost = versions.pretrain_cost(_json(metrics_path("pretrain", root)))
             standing, tags, desc = versions.encoder_version(summary, label, Path(encoder).name, common, cost)
             info = versions.log_encoder(encoder)
-            decisions.append(register_version(info.model_uri, f"{prefix}-encoder", standing, tags=tags, description=desc))
+            decisions.append(register_version(info.model_uri, f"{prefix}-encoder", standing, tags=tags,
+                                              description=desc))
         for task, r in by_task.items() if cfg.register_.tasks else ():
             folder = tasks.get(task).folder
-            common = {**lineage, **{k: v for k, v in blurb_sources.items() if k.startswith(f"source.blurb/{folder}/")}}
+            common = {**lineage, **{k: v for k, v in blurb_sources.items()
+                                    if k.startswith(f"source.blurb/{folder}/")}}
             cost = versions.task_cost(r, _json(metrics_path(f"tune/{task}", root)))
             ref = find_task_run(uri, experiment, task, label)
-            standing, tags, desc = versions.task_version(task, r, label, b, common, cost, ref.run_id if ref else None)
+            standing, tags, desc = versions.task_version(task, r, label, b, common, cost,
+                                                         ref.run_id if ref else None)
             info = log_task_model(data_dir("finetune", root) / task / "model", task)
-            decisions.append(register_version(info.model_uri, f"{prefix}-{task}", standing, tags=tags, description=desc))
+            decisions.append(register_version(info.model_uri, f"{prefix}-{task}", standing, tags=tags,
+                                              description=desc))
         tracked.set_tags({f"register.{d['name']}": f"v{d['version']} "
-                          f"{'champion' if d['promoted'] else 'candidate'}: {d['reason']}" for d in decisions})
+                          f"{'champion' if d['promoted'] else 'candidate'}: {d['reason']}"
+                          for d in decisions})
         tracked.log_metrics({"registered": len(decisions), "promoted": sum(d["promoted"] for d in decisions)})
         mpath = metrics_path(STAGE, root)
         write_json(mpath, {"models": decisions})

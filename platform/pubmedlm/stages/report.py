@@ -30,7 +30,8 @@ from pubmedlm.stages import StageResult
 
 STAGE = "report"
 SECTIONS = ("finetune",)
-PRETRAIN_METRICS = ["train/loss", "train/mlm_loss", "train/mlm_accuracy", "heldout/mlm_loss", "heldout/mlm_accuracy"]
+PRETRAIN_METRICS = ["train/loss", "train/mlm_loss", "train/mlm_accuracy", "heldout/mlm_loss",
+                    "heldout/mlm_accuracy"]
 
 
 def _trials(root: Path, datasets: list[str], uri: str, experiment: str) -> dict[str, dict[str, Any]]:
@@ -44,7 +45,8 @@ def _trials(root: Path, datasets: list[str], uri: str, experiment: str) -> dict[
         if (folder / "trials.json").is_file() and (folder / "best.json").is_file():
             trials = json.loads((folder / "trials.json").read_text())
             if trials:  # an unavailable dataset has an empty table
-                ref = find_task_run(uri, experiment, task, json.loads((folder / "best.json").read_text())["model"])
+                ref = find_task_run(uri, experiment, task,
+                                    json.loads((folder / "best.json").read_text())["model"])
                 out[task] = {"trials": trials, "task_run": ref.run_id if ref else None}
     return out
 
@@ -63,7 +65,8 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
     attach: dict[str, str] = {}  # file -> run it describes
     figures: dict[str, Path] = {}
     if ours:
-        plots.blurb_scores(names, {c.name: {d: (c.scores[d], c.std.get(d, 0.0)) for d in c.scores} for c in ours},
+        plots.blurb_scores(names,
+                           {c.name: {d: (c.scores[d], c.std.get(d, 0.0)) for d in c.scores} for c in ours},
                            {c.name: c.scores for c in columns if not c.ours}, out / "scores.png")
         figures["Test scores against the published models"] = out / "scores.png"
     evaluate = metrics_path("evaluate", root)
@@ -75,7 +78,8 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
     if pretrain is not None:
         history = training_history(uri, pretrain, PRETRAIN_METRICS)
         if history:
-            plots.pretrain_curves(history, out / "pretrain.png", f"Pretraining (MLflow run {pretrain.info.run_id[:8]})")
+            plots.pretrain_curves(history, out / "pretrain.png",
+                                  f"Pretraining (MLflow run {pretrain.info.run_id[:8]})")
             figures["Pretraining curves"] = out / "pretrain.png"
             attach["pretrain.png"] = pretrain.info.run_id
     trials = _trials(root, list(cfg.finetune.datasets), uri, cfg.runtime.mlflow_experiment)
@@ -115,7 +119,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             folder = Path("report") / Path(rel).parent
             log_artifact_to(uri, run_id, final / rel, folder.as_posix())
         tracked.set_tags({"report.html": "report/index.html", "report.models": ", ".join(info["ours"])})
-    return StageResult(STAGE, {"html": final / "index.html", "markdown": final / "leaderboard.md"}, info, tracked.run_id)
+    return StageResult(STAGE, {"html": final / "index.html", "markdown": final / "leaderboard.md"}, info,
+                       tracked.run_id)
 
 
 def summary(result: StageResult) -> str:

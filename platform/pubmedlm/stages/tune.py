@@ -54,7 +54,8 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     task = plan.check_task(task)
     gold = data_dir("blurb_data", root)
     out_dir = (out_base / STAGE / task) if out_base else data_dir(STAGE, root) / task
-    mpath = (out_base / "metrics" / STAGE / f"{task}.json") if out_base else metrics_path(f"{STAGE}/{task}", root)
+    mpath = ((out_base / "metrics" / STAGE / f"{task}.json") if out_base
+             else metrics_path(f"{STAGE}/{task}", root))
     missing = plan.availability(gold, task, root)
     if missing:
         best = {"task": task, "status": "unavailable", "reason": missing}
@@ -66,20 +67,24 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     settings = plan.settings(cfg, task, encoder, gold)
     label = model_label(model or cfg.finetune.model)
     tags = {**task_run_tags(task, label), "pubmedlm.model_path": encoder}
-    with stage_run(STAGE, cfg, SECTIONS, params_file, run_name=task, experiment=experiment, tags=tags) as tracked:
-        tracked.add_inputs([p for p in (Path("data/blurb_data"), Path("data/encoder")) if (root / p).exists()])
+    with stage_run(STAGE, cfg, SECTIONS, params_file, run_name=task, experiment=experiment,
+                   tags=tags) as tracked:
+        tracked.add_inputs([p for p in (Path("data/blurb_data"), Path("data/encoder"))
+                            if (root / p).exists()])
         init_ray(cfg)
         search = run_search(settings, cfg.tune.seed, cfg.tune, plan.resources(cfg), storage_path(cfg, root),
                             tracked.ref,
                             f"{content_id(encoder)}|{content_id(str(gold / task))}")
         chosen = search["best"]
-        hparams = {k: chosen[k] for k in ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay", "dropout")}
-        counts = {s: sum(r["status"] == s for r in search["trials"]) for s in ("completed", "stopped early", "failed")}
+        hparams = {k: chosen[k] for k in ("learning_rate", "batch_size", "epochs", "warmup_ratio",
+                                          "weight_decay", "dropout")}
+        counts = {s: sum(r["status"] == s for r in search["trials"])
+                  for s in ("completed", "stopped early", "failed")}
         best = {
             "task": task, "status": "ok", "model": label, "hparams": hparams,
             "dev_score": chosen["dev_score"], "best_trial": chosen["trial"], "trials": len(search["trials"]),
-            "trial_counts": counts, "trial_epochs": search["trial_epochs"], "wall_seconds": search["wall_seconds"],
-            "flags": plan.flags(cfg, gold, task),
+            "trial_counts": counts, "trial_epochs": search["trial_epochs"],
+            "wall_seconds": search["wall_seconds"], "flags": plan.flags(cfg, gold, task),
         }
         with atomic_dir(out_dir) as tmp:
             _write_outputs(tmp, cfg, best, search["trials"])
@@ -87,11 +92,12 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
                    "trial_epochs": search["trial_epochs"], "wall_seconds": search["wall_seconds"]}
         write_json(mpath, metrics)
         tracked.log_metrics({f"tune/{k.replace(' ', '_')}": v for k, v in metrics.items()})
-        tracked.set_tags({**{f"best.{k}": v for k, v in hparams.items()}, "ray.tune_experiment": search["experiment"]})
+        tracked.set_tags({**{f"best.{k}": v for k, v in hparams.items()},
+                          "ray.tune_experiment": search["experiment"]})
         tracked.log_artifact(out_dir / "trials.csv", "tune")
         tracked.log_artifact(out_dir / "best.json", "tune")
-    return StageResult(STAGE, {"best": out_dir / "best.json", "trials": out_dir / "trials.csv", "metrics": mpath},
-                       best, tracked.run_id)
+    return StageResult(STAGE, {"best": out_dir / "best.json", "trials": out_dir / "trials.csv",
+                               "metrics": mpath}, best, tracked.run_id)
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml", task: str | None = None) -> StageResult:

@@ -96,7 +96,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
-    corpus_dir, out_dir, report_dir = data_dir("corpus", root), data_dir(STAGE, root), reports_dir(STAGE, root)
+    corpus_dir, out_dir, report_dir = (data_dir("corpus", root), data_dir(STAGE, root),
+                                       reports_dir(STAGE, root))
     mpath = metrics_path(STAGE, root)
     blurb_dir = data_dir("blurb_data", root)
     blurb_dir = blurb_dir if exports.folder(blurb_dir).is_dir() else None  # without it: no BLURB rows, a note
@@ -136,7 +137,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """Pieces per word, ours and reference, on NER mentions and held-out text (where measured)."""
     out: dict[str, Any] = {"vocab_size": metrics["vocab"]["vocab_size"]}
-    measured = {"ner_mentions": metrics["ner_mentions"]["mentions"] > 0, "heldout": metrics["heldout"] is not None}
+    measured = {"ner_mentions": metrics["ner_mentions"]["mentions"] > 0,
+                "heldout": metrics["heldout"] is not None}
     for part in (p for p, ok in measured.items() if ok):
         for side in ("ours", "reference"):
             out[f"{part}.{side}.pieces_per_word"] = metrics[part][side]["pieces_per_word"]

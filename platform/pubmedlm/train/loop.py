@@ -96,7 +96,8 @@ def _across_ranks(stats: dict[str, float]) -> dict[str, float]:
     values = torch.tensor([stats[k] for k in keys], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(values)
     world = torch.distributed.get_world_size()
-    return {k: float(v) / world if k.endswith("loss") else float(v) for k, v in zip(keys, values, strict=True)}
+    return {k: float(v) / world if k.endswith("loss") else float(v)
+            for k, v in zip(keys, values, strict=True)}
 
 
 @torch.no_grad()

@@ -84,7 +84,8 @@ def _units_to_pieces(chosen_start: torch.Tensor, unit: torch.Tensor, maskable: t
 
 
 class MaskedLMLoss(nn.Module):
-    """Wraps a `BertForMaskedLM` / `BertForPreTraining`: MLM (+ optional NSP) loss, logits only where masked."""
+    """Wraps a `BertForMaskedLM` / `BertForPreTraining`: MLM (+ optional NSP) loss, logits only
+    where masked."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-PACK_INFO = "tokenizer.json"  # beside the packed sets: which tokenizer packed them {"tokenizer", "vocab_size"}
+# beside the packed sets: which tokenizer packed them {"tokenizer", "vocab_size"}
+PACK_INFO = "tokenizer.json"
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,19 @@ class PackedSet:
     def __init__(self, folder: Path) -> None:
         meta_path = folder / "meta.json"
         if not meta_path.is_file():
-            raise FileNotFoundError(f"{folder}: not a packed set (meta.json missing; was the pack stage run?)")
+            raise FileNotFoundError(f"{folder}: not a packed set (meta.json missing; "
+                                    "was the pack stage run?)")
         self.folder = folder
         self.meta = json.loads(meta_path.read_text())
         n, length = self.meta["sequences"], self.meta["seq_len"]
         if n == 0:
             raise ValueError(f"{folder}: packed split is empty (0 sequences)")
-        self.input_ids = np.memmap(folder / "input_ids.bin", dtype=self.meta["dtype"], mode="r", shape=(n, length))
+        self.input_ids = np.memmap(folder / "input_ids.bin", dtype=self.meta["dtype"], mode="r",
+                                   shape=(n, length))
         self.token_type_ids = self.nsp_labels = None
         if self.meta["nsp"]:
-            self.token_type_ids = np.memmap(folder / "token_type_ids.bin", dtype=np.uint8, mode="r", shape=(n, length))
+            self.token_type_ids = np.memmap(folder / "token_type_ids.bin", dtype=np.uint8, mode="r",
+                                            shape=(n, length))
             self.nsp_labels = np.memmap(folder / "nsp_labels.bin", dtype=np.uint8, mode="r", shape=(n,))
 
     def __len__(self) -> int:

@@ -43,8 +43,8 @@ def check_inputs(recipe: PretrainConfig | None, runtime: RuntimeConfig, pack: Pa
         for split in ("train", "heldout"):
             folder = pack / f"len{phase.seq_len}" / split
             if not (folder / "meta.json").is_file():
-                raise PretrainError(f"pretrain.phases[{i}]: no packed data for seq_len {phase.seq_len} ({folder}); "
-                                    f"add it to pack.seq_lengths and rerun the pack stage")
+                raise PretrainError(f"pretrain.phases[{i}]: no packed data for seq_len {phase.seq_len} "
+                                    f"({folder}); add it to pack.seq_lengths and rerun the pack stage")
             try:
                 PackedSet(folder)
             except ValueError as e:
@@ -55,13 +55,15 @@ def check_inputs(recipe: PretrainConfig | None, runtime: RuntimeConfig, pack: Pa
     packed_vocab = json.loads((pack / PACK_INFO).read_text())["vocab_size"]
     if packed_vocab != size:
         raise PretrainError(
-            f"vocab mismatch: data/pack was tokenized with a {packed_vocab}-entry vocab, the model's tokenizer "
-            f"({tokenizer_path}) has {size}; set pack.tokenizer to match pretrain.init and rerun pack")
+            f"vocab mismatch: data/pack was tokenized with a {packed_vocab}-entry vocab, the model's "
+            f"tokenizer ({tokenizer_path}) has {size}; set pack.tokenizer to match pretrain.init and "
+            "rerun pack")
     if recipe.init == "scratch":
         if recipe.model.max_position_embeddings < max(p.seq_len for p in recipe.phases):
             raise PretrainError("pretrain.model.max_position_embeddings is shorter than a phase's seq_len")
     elif (model_vocab := AutoConfig.from_pretrained(init).vocab_size) != size:
-        raise PretrainError(f"pretrain.init: model vocab_size {model_vocab} != its tokenizer's {size} entries")
+        raise PretrainError(f"pretrain.init: model vocab_size {model_vocab} != its tokenizer's "
+                            f"{size} entries")
     return size
 
 
@@ -91,7 +93,8 @@ def build_model(init: str, shape: dict, vocab_size: int, nsp: bool, pad_id: int,
     torch.manual_seed(seed)
     if init == "scratch":
         if shape["hidden_size"] % shape["num_heads"]:
-            raise PretrainError(f"pretrain.model: hidden_size {shape['hidden_size']} is not divisible by num_heads {shape['num_heads']}")
+            raise PretrainError(f"pretrain.model: hidden_size {shape['hidden_size']} is not divisible "
+                                f"by num_heads {shape['num_heads']}")
         config = BertConfig(
             vocab_size=vocab_size, hidden_size=shape["hidden_size"], num_hidden_layers=shape["num_layers"],
             num_attention_heads=shape["num_heads"], intermediate_size=shape["intermediate_size"],
@@ -206,7 +209,8 @@ def train_flops_per_sequence(config, seq_len: int, masked_per_seq: float, nsp: b
     Encoder: per token 2 × (4h² attention projections + 2·h·ffn) per layer, plus attention scores
     and values 2 × 2·s·h per layer. MLM head on masked positions only: 2 × (h² + h·V); NSP: negligible.
     """
-    h, ffn, layers, vocab = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
+    h, ffn, layers, vocab = (config.hidden_size, config.intermediate_size, config.num_hidden_layers,
+                             config.vocab_size)
     encoder = seq_len * layers * (2 * (4 * h * h + 2 * h * ffn) + 4 * seq_len * h)
     head = masked_per_seq * 2 * (h * h + h * vocab)
     return 3.0 * (encoder + head)

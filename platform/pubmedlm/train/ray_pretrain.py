@@ -105,7 +105,8 @@ class _Reporter:
 
     def phase(self, seq_len: int, global_batch: int, masked_per_seq: float, nsp: bool) -> None:
         self.seq_len, self.global_batch = seq_len, global_batch
-        self.flops_per_seq = train_flops_per_sequence(self.unwrapped.model.config, seq_len, masked_per_seq, nsp)
+        self.flops_per_seq = train_flops_per_sequence(self.unwrapped.model.config, seq_len,
+                                                      masked_per_seq, nsp)
 
     def on_step(self, step: int, stats: dict[str, float]) -> None:
         p, total = self.job.recipe, self.job.total_steps
@@ -132,9 +133,11 @@ class _Reporter:
             return
         # The unwrapped module: DDP's forward would start collectives the other ranks never join.
         out = evaluate(self.unwrapped, self.heldout, self.device, self.job.recipe.precision)
-        self.last_eval = {"heldout/mlm_loss": out["mlm_loss"], "heldout/mlm_accuracy": out["mlm_correct"] / out["mlm_count"]}
+        self.last_eval = {"heldout/mlm_loss": out["mlm_loss"],
+                          "heldout/mlm_accuracy": out["mlm_correct"] / out["mlm_count"]}
         if "nsp_correct" in out:
-            self.last_eval["heldout/nsp_accuracy"] = out["nsp_correct"] / sum(len(b["input_ids"]) for b in self.heldout)
+            self.last_eval["heldout/nsp_accuracy"] = (out["nsp_correct"]
+                                                      / sum(len(b["input_ids"]) for b in self.heldout))
         if self.logger:
             self.logger.log_metrics(self.last_eval, step)
 
@@ -168,12 +171,14 @@ def pretrain_worker(config: dict) -> None:
     tokenizer = load_tokenizer(Path(job.tokenizer))
     info = vocab_info(tokenizer)
     pack = Path(job.pack_dir)
-    phases = [PhaseData(PackedSet(pack / f"len{ph.seq_len}" / "train"), PackedSet(pack / f"len{ph.seq_len}" / "heldout"),
-                        ph.global_batch, micro, world) for ph in p.phases]
+    phases = [PhaseData(PackedSet(pack / f"len{ph.seq_len}" / "train"),
+                        PackedSet(pack / f"len{ph.seq_len}" / "heldout"), ph.global_batch, micro, world)
+              for ph in p.phases]
     nsp = phases[0].train.token_type_ids is not None
     net = MaskedLMLoss(build_model(job.init, p.model.model_dump(), len(tokenizer), nsp, info.pad_id, p.seed))
-    opt, sched = optimizer_and_schedule(net, lr=p.peak_lr, weight_decay=p.weight_decay, betas=p.adam_betas,
-                                        eps=p.adam_eps, warmup_ratio=p.warmup_ratio, total_steps=job.total_steps)
+    opt, sched = optimizer_and_schedule(net, lr=p.peak_lr, weight_decay=p.weight_decay,
+                                        betas=p.adam_betas, eps=p.adam_eps, warmup_ratio=p.warmup_ratio,
+                                        total_steps=job.total_steps)
     start = 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
@@ -181,8 +186,8 @@ def pretrain_worker(config: dict) -> None:
             start = load_state(Path(folder), net, opt, sched)
     peak = job.runtime.peak_flops or (measure_peak_flops(device) if rank == 0 else 0.0)
     ddp = ray.train.torch.prepare_model(net)
-    heldout = heldout_batches(phases[-1].heldout, info, p.mlm_probability, p.whole_word_mask, p.eval_batches, micro,
-                              p.seed)
+    heldout = heldout_batches(phases[-1].heldout, info, p.mlm_probability, p.whole_word_mask,
+                              p.eval_batches, micro, p.seed)
     reporter = _Reporter(job, ddp, net, opt, sched, rank, device, heldout, tokenizer, peak)
     reporter.tokens = _tokens_before(p.phases, start)
     offset = 0
@@ -199,16 +204,16 @@ def pretrain_worker(config: dict) -> None:
             def before_micro(step: int, micro: int) -> None:
                 torch.manual_seed(seeded(p.seed, -2, step, micro * world + rank).initial_seed())
 
-            train_steps(ddp, next_batch, opt, sched, start_step=max(start, offset), end_step=end, accum=phase.accum,
-                        max_grad_norm=p.max_grad_norm, device=device, precision=p.precision,
-                        hooks=Hooks([reporter.on_step]), before_micro=before_micro)
+            train_steps(ddp, next_batch, opt, sched, start_step=max(start, offset), end_step=end,
+                        accum=phase.accum, max_grad_norm=p.max_grad_norm, device=device,
+                        precision=p.precision, hooks=Hooks([reporter.on_step]), before_micro=before_micro)
         offset = end
     if start >= job.total_steps:  # nothing left (a finished run rerun): still hand back a final checkpoint
         reporter.evaluate(start)
         reporter.checkpoint(start, final=True)
     if reporter.logger is not None and not reporter.logger.flush(job.runtime.tracking_flush_seconds):
-        print(f"MLflow unreachable: {reporter.logger.pending} metric batches not delivered "
-              f"(checkpoints are intact; the stage logs its final metrics when the server answers)", flush=True)
+        print(f"MLflow unreachable: {reporter.logger.pending} metric batches not delivered (checkpoints "
+              f"are intact; the stage logs its final metrics when the server answers)", flush=True)
 
 
 def _tokens_before(phases: list, step: int) -> int:

@@ -31,12 +31,14 @@ def _headline(m: dict[str, Any]) -> list[str]:
     if m.get("heldout"):
         parts.append((f"held-out corpus ({m['heldout']['documents']:,} documents)", m["heldout"]))
     if m["ner_mentions"]["mentions"]:
-        parts.append((f"BLURB NER train mentions, pooled ({m['ner_mentions']['mentions']:,})", m["ner_mentions"]))
+        parts.append((f"BLURB NER train mentions, pooled ({m['ner_mentions']['mentions']:,})",
+                      m["ner_mentions"]))
     # [UNK] marks characters outside our alphabet: a small corpus sample may lack e.g. Greek letters.
-    rows = [[label, *_frag_cells(p), p["reference"]["unknown_per_1k_words"], p["ours"]["unknown_per_1k_words"]]
-            for label, p in parts]
+    rows = [[label, *_frag_cells(p), p["reference"]["unknown_per_1k_words"],
+             p["ours"]["unknown_per_1k_words"]] for label, p in parts]
     header = ["text", "words", "pieces/word: reference", "pieces/word: ours", "change",
-              "words split: reference", "words split: ours", "[UNK]/1k words: reference", "[UNK]/1k words: ours"]
+              "words split: reference", "words split: ours", "[UNK]/1k words: reference",
+              "[UNK]/1k words: ours"]
     return ["## Headline", "", *_table(header, rows)]
 
 

@@ -46,7 +46,7 @@ SMALL = [
       "GAD": F(1, 12), "BIOSSES": F(1, 4), "PubMedQA": F(1, 4)}, (89.475 + 241.94 / 3 + 92.30 + 55.84) / 4),
     # one dataset is the whole score
     ({"HoC": 60.0}, {"HoC": F(1)}, 60.0),
-    # registry ids and data-folder names name the same datasets; weights keep the names given
+    # dataset ids and data-folder names name the same datasets; weights keep the names given
     ({"BC5CDR-chem": 90.0, "ebmnlp": 70.0, "chemprot": 50.0},
      {"BC5CDR-chem": F(1, 3), "ebmnlp": F(1, 3), "chemprot": F(1, 3)}, 70.0),
     # five NER datasets against one PICO: the type, not the dataset count, carries the weight

@@ -251,7 +251,7 @@ def test_undeclared_mirror_files_are_prepared_unverified(project: Path, mirror: 
     assert bc2gm["verified"] is False and bc2gm["counts"] == {"train": 5_134, "dev": 787, "test": 960}
     assert bc2gm["sources"]["blurb/BC2GM/dev.tsv"] == {"sha256": sha256_file(temp / "blurb/BC2GM/dev.tsv"),
                                                       "verified": False}
-    # A stand-in's counts are not the paper's, and nothing in the registry documents why.
+    # A stand-in's counts are not the paper's, and nothing in the task table documents why.
     assert metrics["matches_paper"] is False and "BC2GM train" in metrics["undocumented_deviations"]
     assert bioasq["counts"] == {"train": 2, "dev": 1, "test": 2}
     rows = normalized.read_jsonl(project / "data/blurb_data/BioASQ/train.jsonl")

@@ -1,1 +1,1 @@
-"""BLURB: the task registry, format readers, converters and metrics."""
+"""BLURB: the task table, format readers, converters and metrics."""

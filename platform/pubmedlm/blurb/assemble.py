@@ -4,7 +4,7 @@ Owns the source policy of the `blurb-data` stage and the per-split choice of how
 
 * **Sources.** A path declared in a catalog (the built-in one or `blurb_data.catalogs`) is fetched
   and verified against its sha256 (a mismatch is an error). A path declared nowhere but present in
-  the data mirror at the registry's path (BC2GM, BioASQ: kept out of the built-in catalog) is used
+  the data mirror at the task table's path (BC2GM, BioASQ: kept out of the built-in catalog) is used
   with its sha256 recorded and flagged `verified: false`. Anything else is absent, with the reason.
 * **Splits.** The published BLURB file when it is available; otherwise, for ChemProt and DDI, the
   converter run on the raw corpus. Whenever the raw corpus is at hand, the converter is also run on
@@ -16,7 +16,7 @@ Owns the source policy of the `blurb-data` stage and the per-split choice of how
   then a train file in the mirror; then, only with `pico_proxy_from_dev`, a proxy carved from dev by
   whole abstracts (dev keeps the rest; test is untouched); else the stage stops with what to do.
 * **Counts.** Each split is counted in the paper's unit and compared with the paper: a difference
-  is a deviation, documented (registry `deviations`, or the proxy) or flagged as undocumented.
+  is a deviation, documented (task table `deviations`, or the proxy) or flagged as undocumented.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Located:
 
 
 class SourceFinder:
-    """Finds registry paths: declared -> fetched and verified; undeclared in the mirror -> unverified."""
+    """Finds task-table paths: declared -> fetched and verified; undeclared in the mirror -> unverified."""
 
     def __init__(self, catalog: Catalog, cache_dir: Path, progress: bool = False) -> None:
         self.catalog, self.cache_dir, self.progress = catalog, cache_dir, progress
@@ -67,7 +67,7 @@ class SourceFinder:
         return out
 
     def find(self, path: str) -> list[Located] | None:
-        """The local file(s) for a registry path (a folder path ends in '/'), or None when absent."""
+        """The local file(s) for a task-table path (a folder path ends in '/'), or None when absent."""
         if path in self.catalog or (path.endswith("/") and self.catalog.under(path)):
             return self._declared(path)
         candidate = self.mirror / path if self.mirror else None
@@ -143,14 +143,14 @@ class Prepared:
                 reason, documented = (
                     "user-supplied file (blurb_data.pico_train) differs from the paper's", False)
             else:
-                reason, documented = "not documented in the task registry", False
+                reason, documented = "not documented in the task table", False
             out.append({"split": split, "ours": ours, "paper": paper, "reason": reason,
                         "documented": documented})
         return out
 
 
 def _convert(task: Task, split: str, raw: list[Located]) -> list[Row]:
-    """Rebuild a ChemProt/DDI split from its raw inputs (registry `raw` order)."""
+    """Rebuild a ChemProt/DDI split from its raw inputs (task table `raw` order)."""
     local = {s.path: s.local for s in raw}
     paths = task.raw[split]
     if task.converter == "chemprot":

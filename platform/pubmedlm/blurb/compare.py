@@ -40,7 +40,7 @@ class CompareError(ValueError):
 
 @dataclass
 class RunResults:
-    """One run's fine-tuning results: per dataset (registry id) its results.json."""
+    """One run's fine-tuning results: per dataset (dataset id) its results.json."""
 
     name: str
     folder: Path

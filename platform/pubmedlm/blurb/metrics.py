@@ -1,4 +1,4 @@
-"""BLURB's metrics, one function per metric name of the task registry, on plain Python lists.
+"""BLURB's metrics, one function per metric name of the task table, on plain Python lists.
 
 Owns the exact definitions of docs/BLURB.md ("what the reference implementations compute"):
 

@@ -249,7 +249,7 @@ READERS: dict[str, Callable[..., list[Row]]] = {
 
 
 def read_split(task: Task, split: str, paths: list[Path]) -> list[Row]:
-    """Normalized rows of one split from its local source file(s), in the registry's file order."""
+    """Normalized rows of one split from its local source file(s), in the task table's file order."""
     return READERS[task.format](*paths, split, task.labels)
 
 

@@ -3,7 +3,7 @@
 Owns the prediction file format, its validation and the per-dataset scoring that `pubmedlm
 evaluate --predictions DIR` (and the fine-tuning `evaluate` stage) run.
 
-**Format.** One JSON Lines file per dataset, `<DIR>/<id>.jsonl`, named by registry id (`BC5-chem`,
+**Format.** One JSON Lines file per dataset, `<DIR>/<id>.jsonl`, named by dataset id (`BC5-chem`,
 `EBM-PICO`, `ChemProt`, ...; the paper's name or the mirror folder name also work). One line per
 row of the gold split that is scored (`data/blurb_data/<id>/<split>.jsonl`, default `test`), in
 any order: `{"id": "<gold row id>", "prediction": <value>}` where the value is

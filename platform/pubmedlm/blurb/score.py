@@ -2,8 +2,8 @@
 
 Owns the aggregation and the rule that a score with any dataset missing or replaced by a proxy is
 "partial" and says so wherever it is shown (`str()`, `as_dict()`, `label`). The dataset ->
-task-type grouping and the names (the paper's; registry ids and data folders' names accepted as
-aliases) come from the task registry (`tasks.type_groups`, `tasks.name_aliases`).
+task-type grouping and the names (the paper's; dataset ids and data folders' names accepted as
+aliases) come from the task table (`tasks.type_groups`, `tasks.name_aliases`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pubmedlm.blurb.tasks import name_aliases, type_groups
 
 # The paper's six task types and their datasets (paper names), in the paper's table order: from
-# the task registry (resources/blurb_tasks.yaml), the one place that names them.
+# the task table (resources/blurb_tasks.yaml), the one place that names them.
 TASK_TYPES: dict[str, tuple[str, ...]] = type_groups()
 DATASETS: tuple[str, ...] = tuple(d for group in TASK_TYPES.values() for d in group)
 TASK_TYPE_OF = {d: t for t, group in TASK_TYPES.items() for d in group}
 
 # Registry ids and data-folder names (`blurb/<name>/` in the mirror) -> the paper's names; the
-# task registry (resources/blurb_tasks.yaml) is the one place that lists them.
+# task table (resources/blurb_tasks.yaml) is the one place that lists them.
 ALIASES = name_aliases()
 _BY_LOWER = {name.lower(): name for name in DATASETS} | {a.lower(): d for a, d in ALIASES.items()}
 

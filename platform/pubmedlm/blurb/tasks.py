@@ -1,10 +1,10 @@
-"""The BLURB task registry: the 13 datasets as data (`resources/blurb_tasks.yaml`), not classes.
+"""The BLURB task table: the 13 datasets as data (`resources/blurb_tasks.yaml`), not classes.
 
 Owns the loader and validator of that file and every dataset's names. One `Task` per row:
 
 | field | meaning |
 |---|---|
-| `id` | registry id (what `config` checks dataset lists against), `data/blurb_data/<id>/`, prediction files |
+| `id` | dataset id (what `config` checks dataset lists against), `data/blurb_data/<id>/`, prediction files |
 | `paper_name` | the paper's name (`score.DATASETS`, the published table) |
 | `folder` | the mirror folder `blurb/<folder>/` (the BLURB data_generation name) |
 | `task_type` | `ner`, `pico`, `re`, `similarity`, `doc_classification`, `qa` (see `TASK_TYPE_NAMES`) |
@@ -49,8 +49,8 @@ CONVERTERS = ("chemprot", "ddi")
 PMID_FIELDS = ("doc_id", "id", "id_prefix")
 
 
-class RegistryError(ValueError):
-    """The registry file breaks its own rules; the message names the row and the field."""
+class TaskTableError(ValueError):
+    """The task table file breaks its own rules; the message names the row and the field."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _task(row: dict[str, Any]) -> Task:
     try:
         return Task(**row)
     except TypeError as e:
-        raise RegistryError(f"{RESOURCE}: row {row.get('id')!r}: {e}") from None
+        raise TaskTableError(f"{RESOURCE}: row {row.get('id')!r}: {e}") from None
 
 
 def _validate(task: Task) -> None:
@@ -140,19 +140,19 @@ def _validate(task: Task) -> None:
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
-        raise RegistryError(f"{where}: invalid {', '.join(bad)}")
+        raise TaskTableError(f"{where}: invalid {', '.join(bad)}")
 
 
 @lru_cache(maxsize=1)
 def all_tasks() -> dict[str, Task]:
-    """Every registry row, by id, in the paper's table order (read and validated once)."""
+    """Every task table row, by id, in the paper's table order (read and validated once)."""
     text = resources.files("pubmedlm.resources").joinpath(RESOURCE).read_text(encoding="utf-8")
     out: dict[str, Task] = {}
     for row in yaml.safe_load(text):
         task = _task(row)
         _validate(task)
         if task.id in out:
-            raise RegistryError(f"{RESOURCE}: {task.id} is listed twice")
+            raise TaskTableError(f"{RESOURCE}: {task.id} is listed twice")
         out[task.id] = task
     return out
 
@@ -163,7 +163,7 @@ def _by_name() -> dict[str, str]:
     for task in all_tasks().values():
         for name in (task.id, task.paper_name, task.folder):
             if names.setdefault(name.lower(), task.id) != task.id:
-                raise RegistryError(f"{RESOURCE}: name {name!r} belongs to two tasks")
+                raise TaskTableError(f"{RESOURCE}: name {name!r} belongs to two tasks")
     return names
 
 
@@ -194,6 +194,15 @@ def type_groups() -> dict[str, tuple[str, ...]]:
 
 
 __all__ = [
-    "PMID_FIELDS", "SPLITS", "TASK_TYPE_NAMES", "UNITS", "Deviation", "RegistryError", "Task", "all_tasks",
-    "get", "name_aliases", "type_groups",
+    "PMID_FIELDS",
+    "SPLITS",
+    "TASK_TYPE_NAMES",
+    "UNITS",
+    "Deviation",
+    "Task",
+    "TaskTableError",
+    "all_tasks",
+    "get",
+    "name_aliases",
+    "type_groups",
 ]

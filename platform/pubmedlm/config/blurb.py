@@ -12,14 +12,14 @@ from pubmedlm.config.base import StrictModel
 
 
 def blurb_dataset_ids() -> list[str]:
-    """Every BLURB registry id, in the paper's order: the task table (`pubmedlm.blurb.tasks`) names them."""
+    """Every BLURB dataset id, in the paper's order: the task table (`pubmedlm.blurb.tasks`) names them."""
     from pubmedlm.blurb.tasks import all_tasks
 
     return list(all_tasks())
 
 
 def known_datasets(value: list[str]) -> list[str]:
-    """A list of registry ids: each known, none twice."""
+    """A list of dataset ids: each known, none twice."""
     known = blurb_dataset_ids()
     unknown = [d for d in value if d not in known]
     if unknown:
@@ -180,7 +180,7 @@ class FinetuneConfig(StrictModel):
     max_eval_examples: int | None = Field(None, ge=1)
     """Cap on dev/test rows scored (tiny profile); set -> "not comparable"."""
     max_length: int | None = Field(None, ge=8)
-    """Cap below the registry's max input length (tiny profile); set -> "not comparable"."""
+    """Cap below the task table's max input length (tiny profile); set -> "not comparable"."""
 
     @field_validator("datasets")
     @classmethod

@@ -1,4 +1,4 @@
-"""From normalized BLURB rows to model inputs and back to predictions, for every task of the registry.
+"""From normalized BLURB rows to model inputs and back to predictions, for every task of the task table.
 
 `TaskCodec(task, tokenizer, options)` owns, per head:
 
@@ -20,7 +20,7 @@ mentions; `original` feeds the unmasked sentence as is. The last two need the ro
 (blurb-data adds them to ChemProt and DDI from the raw corpora; GAD has only the masked text).
 `re_pooling: entity_start` takes the first dummy token / start marker / first piece of each mention.
 
-**Truncation** (to the registry's `max_length`, or `finetune.max_length` when lower): single texts
+**Truncation** (to the task table's `max_length`, or `finetune.max_length` when lower): single texts
 lose their end; QA pairs lose the end of the context, never the question (`only_second`);
 BIOSSES pairs trim the longer sentence first (`longest_first`). NER/PICO words past the limit,
 and words the tokenizer maps to no piece at all (e.g. a lone zero-width space), get no model

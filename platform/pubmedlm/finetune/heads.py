@@ -1,6 +1,6 @@
 """The four heads, as `transformers` classes, and the checks on a model before any compute.
 
-| registry head | class | loss |
+| task table head | class | loss |
 |---|---|---|
 | token_classification | `AutoModelForTokenClassification` (linear layer on every piece) | \
 cross-entropy on first pieces |

@@ -1,12 +1,14 @@
-"""What the tune, finetune and evaluate stages share: which encoder, which tasks are available,
-the run settings built from params, and where each task's outputs live.
+"""What the tune, finetune and evaluate stages share: which tasks are available, the run settings
+built from params, the flags of a capped or proxy run, a trial's or seed's Ray resources, and
+where each task's outputs live. (The encoder is resolved by `text.models.resolve_encoder`.)
 
 Output layout (the DVC pipeline; `pubmedlm blurb --model X` writes the same tree under
-`data/blurb/<model name>/`):
+`data/blurb/<model name>/`). The outputs hold the recipe's results only, no tracking URI or run
+id: a task's MLflow run is found on the configured server by its tags (`infra.tracking`).
 
 | path | what |
 |---|---|
-| `tune/<task>/best.json` | the chosen configuration, its dev score, the task's MLflow parent run, flags |
+| `tune/<task>/best.json` | the chosen configuration, its dev score, the encoder's label, flags |
 | `tune/<task>/trials.csv`, `trials.json` | \
 every trial: status, configuration, epochs run, dev scores, error |
 | `finetune/<task>/results.json` | per-seed dev and test scores, mean and std, flags |
@@ -69,14 +71,14 @@ def flags(cfg: Config, gold_dir: Path, task_id: str) -> dict[str, Any]:
 
 
 def require_task(stage: str, task: str | None) -> str:
-    """A stage run per dataset needs one named (`--task ID`); returns its registry id."""
+    """A stage run per dataset needs one named (`--task ID`); returns its dataset id."""
     if task is None:
         raise FinetuneError(f"{stage}: name the task (--task ID); DVC runs one {stage} stage per dataset")
     return check_task(task)
 
 
 def check_task(task_id: str) -> str:
-    """The registry id of a task name, or a FinetuneError naming the known ids."""
+    """The dataset id of a task name, or a FinetuneError naming the known ids."""
     try:
         return tasks.get(task_id).id
     except KeyError as e:

@@ -1,14 +1,14 @@
 """The `blurb-data` stage: every BLURB dataset whose sources are available, verified, read and
 written as normalized train/dev/test splits, counted in the paper's units beside the paper's counts.
 
-The one reader of BLURB sources. Reads the task registry (`resources/blurb_tasks.yaml`) and each
+The one reader of BLURB sources. Reads the task table (`resources/blurb_tasks.yaml`) and each
 dataset's sources, under the policy of `blurb/assemble.py` (declared sources verified by sha256;
-undeclared files found at the registry path in the mirror used and flagged unverified; ChemProt/DDI
+undeclared files found at the task table path in the mirror used and flagged unverified; ChemProt/DDI
 splits the mirror lacks rebuilt by the converters; EBM PICO train from `pico_train`, or a proxy
 from dev). Writes:
 
 * `data/blurb_data/<id>/{train,dev,test}.jsonl`: the normalized rows (schema in `blurb/normalized.py`);
-* `data/blurb_data/<id>/meta.json`: the registry row, counts per split beside the paper's,
+* `data/blurb_data/<id>/meta.json`: the task table row, counts per split beside the paper's,
   deviations with reasons, how each split was built, source sha256s, checks and the proxy flag;
 * `data/blurb_data/exports/`: what the corpus and vocab stages read (test documents, NER mentions,
   model inputs; layout in `blurb/exports.py`, rules in `blurb/derive.py`);
@@ -42,7 +42,7 @@ SPLITS = tasks.SPLITS
 
 def _prepare_all(cfg: Config, root: Path, out: Path) -> dict[str, dict[str, Any]]:
     """Prepare and write every dataset of `blurb_data.datasets` into `out`, and the exports; returns
-    each registry dataset's record (in the paper's order)."""
+    each task table dataset's record (in the paper's order)."""
     opts = cfg.blurb_data
     finder = SourceFinder(Catalog(opts.catalogs), root / cfg.runtime.cache_dir, cfg.runtime.progress)
     exporter = Exporter(out)

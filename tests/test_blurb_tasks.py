@@ -1,4 +1,4 @@
-"""The task registry: all 13 BLURB datasets, consistent with docs/BLURB.md, the metrics, the BLURB
+"""The task table: all 13 BLURB datasets, consistent with docs/BLURB.md, the metrics, the BLURB
 score's grouping, the published table, the converters and the source catalog."""
 
 from __future__ import annotations

@@ -156,4 +156,7 @@ def test_meta_form_is_json_ready() -> None:
     import json
 
     for task in tasks.all_tasks().values():
-        json.dumps(task.as_dict())
+        form = task.as_dict()
+        # what meta.json holds reads back as the same data (no tuples, sets or objects inside)
+        assert json.loads(json.dumps(form)) == form, task.id
+        assert form["id"] == task.id and form["labels"] == list(task.labels)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pubmedlm.blurb.formats import BlurbFormatError
+from pubmedlm.blurb.formats import BlurbFormatError, json_lines
 
 FOLDER = "exports"
 TEST_DOCUMENTS = "test_documents.jsonl"
@@ -55,19 +55,12 @@ def _write(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def _read(path: Path, fields: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BlurbFormatError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
-            missing = [k for k in fields if k not in record] if isinstance(record, dict) else list(fields)
-            if missing:
-                raise BlurbFormatError(f"{path}:{lineno}: expected the fields {', '.join(fields)}; "
-                                       f"missing {', '.join(missing)}")
-            yield record
+    for lineno, record in json_lines(path):
+        missing = [k for k in fields if k not in record] if isinstance(record, dict) else list(fields)
+        if missing:
+            raise BlurbFormatError(f"{path}:{lineno}: expected the fields {', '.join(fields)}; "
+                                   f"missing {', '.join(missing)}")
+        yield record
 
 
 def model_inputs_path(blurb_dir: Path, dataset: str, split: str) -> Path:

@@ -1,4 +1,5 @@
-"""What every BLURB format module shares: the format error and the relation TSV row.
+"""What every BLURB format module shares: the format error, the JSON Lines reader and the relation
+TSV row.
 
 Owns `BlurbFormatError` (raised by the strict readers of `normalized.py`, one per source format,
 and by the converters) and BLURB's relation TSV (ChemProt, DDI: `pair_id<TAB>masked
@@ -9,13 +10,28 @@ sentence<TAB>label`, no header): the row the converters build and its byte-exact
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class BlurbFormatError(ValueError):
     """A BLURB file does not follow its documented format; the message names file and line."""
+
+
+def json_lines(path: Path, error: type[Exception] = BlurbFormatError) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON Lines file (prepared splits, exports,
+    prediction files); a line that is not JSON raises `error` naming `path:line`."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
 
 
 @dataclass(frozen=True)

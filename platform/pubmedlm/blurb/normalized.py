@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pubmedlm.blurb.formats import BlurbFormatError, RelationRow
+from pubmedlm.blurb.formats import BlurbFormatError, RelationRow, json_lines
 from pubmedlm.blurb.metrics import abstract_id
 from pubmedlm.blurb.tasks import SPLITS, Task
 
@@ -292,14 +292,7 @@ def write_jsonl(rows: Iterable[Row], path: Path) -> Path:
 
 def read_jsonl(path: Path) -> list[Row]:
     """Rows of a normalized split file."""
-    rows = []
-    for lineno, line in _lines(path):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise BlurbFormatError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
-    return rows
+    return [row for _, row in json_lines(path)]
 
 
 __all__ = [

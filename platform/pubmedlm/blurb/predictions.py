@@ -37,6 +37,7 @@ from typing import Any
 
 from pubmedlm.blurb import tasks
 from pubmedlm.blurb.flags import PROXY_NOTE
+from pubmedlm.blurb.formats import json_lines
 from pubmedlm.blurb.metrics import METRICS
 from pubmedlm.blurb.normalized import Row, read_jsonl
 from pubmedlm.blurb.published import comparison_table
@@ -62,17 +63,10 @@ def load_gold(gold_dir: Path, task: Task, split: str) -> tuple[dict[str, Any], l
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PredictionError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
-            if not isinstance(row, dict) or "id" not in row or "prediction" not in row:
-                raise PredictionError(f"{path}:{lineno}: expected an object with 'id' and 'prediction'")
-            yield lineno, row
+    for lineno, row in json_lines(path, PredictionError):
+        if not isinstance(row, dict) or "id" not in row or "prediction" not in row:
+            raise PredictionError(f"{path}:{lineno}: expected an object with 'id' and 'prediction'")
+        yield lineno, row
 
 
 def _tags(task: Task, value: Any, gold: Row, where: str) -> list[str]:

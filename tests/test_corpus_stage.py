@@ -246,20 +246,23 @@ def test_blurb_exclusion_by_pmid_and_by_text(tmp_path: Path, blurb: BlurbExclusi
     assert m["blurb_test"]["by_method"] == {"id": 1, "text": 1}
 
 
-def test_failed_run_leaves_no_output(project: Path, mirror: Path) -> None:
+def test_failed_run_keeps_the_last_good_output(project: Path, mirror: Path) -> None:
+    from conftest import dvc_files
     from pubmedlm.stages import corpus
 
     good = _xml(project / "good.xml", _article("1", 10))
     corpus.run(_cfg(["good.xml"]))
     assert ((project / "data/corpus/train-00000.jsonl").exists()
             or (project / "data/corpus/heldout-00000.jsonl").exists())
+    before = dvc_files(project / "data/corpus"), (project / "metrics/corpus.json").read_bytes()
     data = (mirror / XML_INPUTS[0]).read_bytes()
     (project / "cut.xml.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(CorpusError,
                        match=r"cut\.xml\.gz: truncated or corrupt gzip stream after \d+ decompressed bytes"):
         corpus.run(_cfg(["good.xml", "cut.xml.gz"]))
-    assert not (project / "data/corpus").exists() and not (project / "metrics/corpus.json").exists()
-    assert list((project / "data").iterdir()) == []  # no half-written temporary folder either
+    # the failed run changed nothing: the good output and its metrics are as they were
+    assert (dvc_files(project / "data/corpus"), (project / "metrics/corpus.json").read_bytes()) == before
+    assert [p.name for p in (project / "data").iterdir()] == ["corpus"]  # no half-written temporary folder
     assert good.exists()
 
 

@@ -54,11 +54,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
     from pubmedlm.infra.tracking import check_tracking, tracking_uri
+    from pubmedlm.project import stop_on_signals
 
     cfg = load_config(params, overrides or [])
     check_tracking(tracking_uri(cfg))  # an unreachable server fails here, before any compute
     module = importlib.import_module(f"pubmedlm.stages.{name}")
-    result = module.run(cfg, params_file=params, **kwargs)
+    with stop_on_signals():  # SIGTERM unwinds the stage like Ctrl-C: temporary files go, outputs stay
+        result = module.run(cfg, params_file=params, **kwargs)
     console.print(f"[green]{name}[/green] done; MLflow run {result.run_id}")
     for label, path in result.outputs.items():
         console.print(f"  {label}: {path}")
@@ -141,6 +143,23 @@ def finetune_cmd(task: TaskOpt, params: ParamsOpt = Path("params.yaml"), set_: S
     _run_stage("finetune", params, set_, task=task)
 
 
+def _report_name(name: str | None, predictions: Path) -> str:
+    """The name of a scored prediction folder, used as reports/evaluate/<name>.{json,md}: a plain
+    file name (no path separator, not `.`/`..`, no leading dot) other than the pipeline's own report."""
+    from pubmedlm.stages.evaluate import REPORT
+
+    label = name if name is not None else predictions.resolve().name
+    given = f"{label!r}" + ("" if name is not None else f" (the default: the folder name of {predictions})")
+    if not label or "/" in label or "\\" in label or label.startswith(".") or "\0" in label:
+        raise typer.BadParameter(f"{given} is not a plain file name (no path separators, no leading "
+                                 "dot, not empty)", param_hint="--name")
+    if label == REPORT:
+        raise typer.BadParameter(f"{given} is the pipeline's own report (reports/evaluate/{REPORT}.*, "
+                                 "a DVC output); choose another name",
+                                 param_hint="--name")
+    return label
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     predictions: Annotated[Path | None, typer.Option(
@@ -165,7 +184,7 @@ def evaluate_cmd(
     from pubmedlm.project import data_dir, project_root, reports_dir, write_json
 
     root = project_root()
-    label = name or predictions.resolve().name
+    label = _report_name(name, predictions)
     result = score_predictions(gold or data_dir("blurb_data", root), predictions, split)
     out = output or reports_dir("evaluate", root) / f"{label}.json"
     write_json(out, {"name": label, **result})
@@ -333,11 +352,17 @@ def remote_cmd(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 def main() -> None:
+    from pubmedlm.project import Interrupted
+
     try:
         app()
     except _user_errors() as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Interrupted as e:
+        console.print(f"[red]stopped:[/red] {e}; the previous outputs and metrics are unchanged",
+                      highlight=False)
+        sys.exit(128 + e.signum)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 A stage's name is also its output folder (`data/<stage>/`), its metrics file
 (`metrics/<stage>.json`) and its report folder (`reports/<stage>/`). Outputs are built in a
-temporary sibling folder and renamed into place only on success, so a failed run never leaves a
-partial output that looks valid.
+temporary sibling folder (`.<name>.tmp-*`) and published only on success, together with the
+metrics file: the old folder is renamed aside, the new one renamed in, the metrics file replaced,
+and only then the old folder deleted. A failure or a signal before that leaves the previous output
+and metrics exactly as they were; the publication itself is shielded from SIGTERM/SIGINT
+(`stop_on_signals`, installed by the CLI, defers them until it is done).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,20 +49,120 @@ def reports_dir(stage: str, root: Path | None = None) -> Path:
     return (root or project_root()) / "reports" / stage
 
 
+class Interrupted(BaseException):
+    """A stage stopped by a signal (SIGTERM, SIGINT): raised in the main thread so every context
+    manager unwinds (temporary folders removed, the MLflow run ended KILLED). Not a
+    KeyboardInterrupt, which click would turn into a bare exit status 1."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_shield = {"depth": 0, "pending": None}
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    if _shield["depth"]:
+        _shield["pending"] = signum  # raised once the publication in progress is complete
+        return
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_on_signals(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """For the duration: these signals raise `Interrupted` (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _on_signal) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Defer `stop_on_signals` signals until the (outermost) block is done, then raise one."""
+    _shield["depth"] += 1
+    try:
+        yield
+    finally:
+        _shield["depth"] -= 1
+    if not _shield["depth"] and _shield["pending"] is not None:
+        pending, _shield["pending"] = _shield["pending"], None
+        raise Interrupted(pending)
+
+
+class Staging:
+    """What one publication will put in place: temporary folders (`dirs`, in the order of the
+    finals) and JSON files (`write_json`, written at publication, after the folders)."""
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self.dirs = dirs
+        self.files: dict[Path, Any] = {}
+
+    def write_json(self, path: Path, data: Any) -> None:
+        self.files[path] = data
+
+
+def _restore_aside(final: Path) -> None:
+    """Folders a run killed mid-publication (SIGKILL) left aside: put the old output back if the new
+    one never arrived, else delete them."""
+    for aside in final.parent.glob(f".{final.name}.old-*"):
+        if not final.exists() and (aside / final.name).is_dir():
+            (aside / final.name).rename(final)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _swap(tmp: Path, final: Path) -> Path | None:
+    """Rename `final` aside (returned, to delete later) and `tmp` in; on failure, `final` is back."""
+    tmp.chmod(0o755)  # mkdtemp makes it owner-only; a published output is as readable as any folder
+    aside = None
+    if final.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        final.rename(aside / final.name)
+    try:
+        tmp.rename(final)
+    except BaseException:
+        if aside is not None:
+            (aside / final.name).rename(final)
+            aside.rmdir()
+        raise
+    return aside
+
+
+@contextmanager
+def publication(*finals: Path) -> Iterator[Staging]:
+    """Yield empty temporary folders beside `finals`; on success they replace them and the staged
+    JSON files are written; on error or signal they are removed and nothing is touched."""
+    for final in finals:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _restore_aside(final)
+    staging = Staging([])
+    try:
+        for final in finals:
+            staging.dirs.append(Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent)))
+        yield staging
+        with _shielded():
+            asides = [_swap(tmp, final) for tmp, final in zip(staging.dirs, finals, strict=True)]
+            for path, data in staging.files.items():
+                write_json(path, data)
+            for aside in asides:
+                if aside is not None:
+                    shutil.rmtree(aside, ignore_errors=True)
+    finally:
+        for tmp in staging.dirs:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already when published
+
+
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder; on success it replaces `final`, on error it is removed."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    tmp.chmod(0o755)  # mkdtemp makes it owner-only; a published output is as readable as any folder
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    """`publication` of one folder: yield its temporary folder."""
+    with publication(final) as staging:
+        yield staging.dirs[0]
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -71,11 +176,3 @@ def write_json(path: Path, data: Any) -> None:
 def write_yaml(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=True, allow_unicode=True), encoding="utf-8")
-
-
-def clear_stale(path: Path) -> None:
-    """Remove an earlier output before a run starts, so nothing stale survives a failure."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()

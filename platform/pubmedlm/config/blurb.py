@@ -50,6 +50,9 @@ class BlurbDataConfig(StrictModel):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("no dataset listed: the stage would prepare nothing; list at least one of "
+                             f"{', '.join(blurb_dataset_ids())}")
         return known_datasets(value)
 
 

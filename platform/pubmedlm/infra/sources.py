@@ -110,8 +110,17 @@ class Catalog:
 
 
 def mirror_root() -> Path | None:
+    """The data mirror folder named by PUBMEDLM_DATA_MIRROR (None: unset); one that is not an
+    existing folder is an error naming it, never an empty mirror."""
     value = os.environ.get(MIRROR_ENV)
-    return Path(value).expanduser().resolve() if value else None
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise SourceError(f"{MIRROR_ENV}={value}: no such folder"
+                          + (f" ({path})" if str(path) != value else "")
+                          + "; point it at the data mirror, or unset it to download into the cache")
+    return path
 
 
 def verify(path: Path, expected: str, label: str) -> str:

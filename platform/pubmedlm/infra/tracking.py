@@ -27,7 +27,7 @@ from typing import Any
 from pubmedlm import __version__
 from pubmedlm.config import Config
 from pubmedlm.infra.lineage import git_state, lineage_hash
-from pubmedlm.project import project_root
+from pubmedlm.project import Interrupted, project_root
 
 
 def tracking_uri(cfg: Config, root: Path | None = None) -> str:
@@ -149,7 +149,8 @@ def _is_number(value: str) -> bool:
 def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: str | Path, *,
               run_name: str | None = None, experiment: str | None = None,
               resume_run_id: str | None = None, tags: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
-    """Open the MLflow run of one stage; the run ends FAILED if the stage raises.
+    """Open the MLflow run of one stage; the run ends FAILED if the stage raises, KILLED if it is
+    interrupted (KeyboardInterrupt, `project.Interrupted`).
 
     `run_name` (default: the stage) and `experiment` (default: runtime.mlflow_experiment) name it;
     `resume_run_id` reopens an existing run instead (fine-tuning adds its seeds to the task's run
@@ -180,7 +181,11 @@ def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: s
         )
         handle = StageRun(mlflow, root)
         assert handle.run_id == run.info.run_id
-        yield handle
+        try:
+            yield handle
+        except (KeyboardInterrupt, Interrupted):  # Ctrl-C, SIGTERM under `project.stop_on_signals`
+            mlflow.end_run("KILLED")
+            raise
 
 
 class RunLogger:

@@ -32,7 +32,7 @@ from pubmedlm.blurb.assemble import SourceFinder, prepare
 from pubmedlm.blurb.derive import Exporter
 from pubmedlm.config import Config
 from pubmedlm.infra.sources import Catalog
-from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
+from pubmedlm.project import data_dir, metrics_path, project_root, publication
 from pubmedlm.stages import StageResult, write_resolved_config
 
 STAGE = "blurb_data"
@@ -40,11 +40,10 @@ SECTIONS = ("blurb_data",)
 SPLITS = tasks.SPLITS
 
 
-def _prepare_all(cfg: Config, root: Path, out: Path) -> dict[str, dict[str, Any]]:
+def _prepare_all(cfg: Config, finder: SourceFinder, out: Path) -> dict[str, dict[str, Any]]:
     """Prepare and write every dataset of `blurb_data.datasets` into `out`, and the exports; returns
     each task table dataset's record (in the paper's order)."""
     opts = cfg.blurb_data
-    finder = SourceFinder(Catalog(opts.catalogs), root / cfg.runtime.cache_dir, cfg.runtime.progress)
     exporter = Exporter(out)
     datasets: dict[str, dict[str, Any]] = {}
     for task in tasks.all_tasks().values():
@@ -65,16 +64,18 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
 
     root = project_root()
     out_dir, mpath = data_dir(STAGE, root), metrics_path(STAGE, root)
-    for stale in (out_dir, mpath):
-        clear_stale(stale)
+    # Catalogs read and the mirror folder checked before the run starts or any output is touched.
+    finder = SourceFinder(Catalog(cfg.blurb_data.catalogs), root / cfg.runtime.cache_dir,
+                          cfg.runtime.progress)
     with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
         started = time.perf_counter()
-        with atomic_dir(out_dir) as tmp:
-            datasets = _prepare_all(cfg, root, tmp)
+        with publication(out_dir) as staged:
+            tmp = staged.dirs[0]
+            datasets = _prepare_all(cfg, finder, tmp)
             (tmp / "README.md").write_text(datacard.readme_text(datasets), encoding="utf-8")
             write_resolved_config(tmp, cfg, SECTIONS)
-        metrics = {"datasets": datasets, **datacard.summary_metrics(datasets)}
-        write_json(mpath, metrics)
+            metrics = {"datasets": datasets, **datacard.summary_metrics(datasets)}
+            staged.write_json(mpath, metrics)
         seconds = round(time.perf_counter() - started, 2)
         _track(run_, datasets, metrics)
         run_.log_metrics({"seconds": seconds})

@@ -4,8 +4,8 @@ deduplicated, BLURB-test-free JSONL shards out (`data/corpus/`), with `metrics/c
 The work lives in `pubmedlm.corpus` (readers, cleaning, staging, exclusion, shard writing); this
 module resolves inputs, reads the BLURB test documents the blurb-data stage exported
 (`data/blurb_data/exports/`: the stage runs after blurb-data), wires tracking and publishes the
-output atomically: any earlier output is removed first, and the new one appears only when the
-whole build succeeded.
+output atomically (`project.publication`): the new folder and metrics file replace the earlier ones
+only when the whole build succeeded; a failure or a signal leaves them as they were.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.exclusion import BlurbExclusion, load_exclusion
 from pubmedlm.corpus.inputs import resolve_inputs
 from pubmedlm.infra.tracking import stage_run
-from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
+from pubmedlm.project import data_dir, metrics_path, project_root, publication
 from pubmedlm.stages import StageResult, write_resolved_config
 
 STAGE = "corpus"
@@ -44,12 +44,10 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     """Build the pretraining corpus; returns its folder, metrics file and MLflow run."""
     root = project_root()
     out, metrics_file = data_dir(STAGE, root), metrics_path(STAGE, root)
-    clear_stale(out)
-    clear_stale(metrics_file)
     c, progress = cfg.corpus, cfg.runtime.progress
     cache = root / cfg.runtime.cache_dir
+    inputs = resolve_inputs(c.inputs, c.catalogs, cache, root, progress)  # found and verified first
     with stage_run(STAGE, cfg, (STAGE,), params_file) as tracker:
-        inputs = resolve_inputs(c.inputs, c.catalogs, cache, root, progress)
         tracker.add_sources({i.label: i.sha256 for i in inputs})
         tracker.add_inputs([i.path for i in inputs if _inside(i.path, root)])
         exclusion = None
@@ -57,11 +55,11 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             exclusion = _exclusion(cfg, root)
             tracker.add_inputs([Path("data/blurb_data")])
         start = time.perf_counter()
-        with atomic_dir(out) as tmp:
-            metrics = build_corpus(inputs, c, tmp, exclusion, progress)
-            write_resolved_config(tmp, cfg, (STAGE,))
+        with publication(out) as staged:
+            metrics = build_corpus(inputs, c, staged.dirs[0], exclusion, progress)
+            write_resolved_config(staged.dirs[0], cfg, (STAGE,))
+            staged.write_json(metrics_file, metrics)
         seconds = time.perf_counter() - start
-        write_json(metrics_file, metrics)
         # Per-source counts stay in the metrics file: file names make poor MLflow metric keys.
         tracker.log_metrics({k: v for k, v in metrics.items() if k != "sources"})
         tracker.log_metrics({"build_seconds": seconds,

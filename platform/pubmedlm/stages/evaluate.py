@@ -22,6 +22,7 @@ from pubmedlm.stages import StageResult
 
 STAGE = "evaluate"
 SECTIONS = ("finetune", "tune")
+REPORT = "blurb"  # reports/evaluate/blurb.md; `evaluate --predictions --name` may not take it
 
 
 def collect(finetune_dir: Path, datasets: list[str]) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
     label = name or model_label(cfg.finetune.model)
     summary = collect(finetune_dir, list(cfg.finetune.datasets))
     mpath = (out_base / "metrics" / f"{STAGE}.json") if out_base else metrics_path(STAGE, root)
-    report = (out_base / "reports" / "blurb.md") if out_base else reports_dir(STAGE, root) / "blurb.md"
+    report = (out_base / "reports" if out_base else reports_dir(STAGE, root)) / f"{REPORT}.md"
     with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment,
                    tags={"pubmedlm.model": label,
                          "pubmedlm.not_comparable": summary["not_comparable"]}) as tracked:

@@ -17,7 +17,7 @@ from rich.progress import Progress
 
 from pubmedlm.config import Config
 from pubmedlm.corpus.shards import iter_texts, shard_paths
-from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
+from pubmedlm.project import data_dir, metrics_path, project_root, publication, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
 from pubmedlm.text.models import load_tokenizer, resolve_model
 from pubmedlm.train.packing import (
@@ -123,10 +123,14 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     root = project_root()
     corpus, vocab, out_dir = data_dir("corpus", root), data_dir("vocab", root), data_dir(STAGE, root)
     tok = load_tokenizer(vocab if cfg.pack.tokenizer == "vocab" else resolve_model(cfg.pack.tokenizer))
-    clear_stale(out_dir)
+    for split in SPLITS:  # both corpus splits present, before any output is touched
+        corpus_documents(corpus, split)
+    mpath = metrics_path(STAGE, root)
     with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
         run_.add_inputs([Path("data/corpus"), Path("data/vocab")])
-        with atomic_dir(out_dir) as tmp, Progress(disable=not cfg.runtime.progress, transient=True) as bar:
+        with (publication(out_dir) as staged,
+              Progress(disable=not cfg.runtime.progress, transient=True) as bar):
+            tmp = staged.dirs[0]
             metrics = {split: _pack_split(cfg, tok, corpus, split, tmp, bar) for split in SPLITS}
             empty = [f"{name}/{split}" for split, sets in metrics.items() for name, m in sets.items()
                      if not m["sequences"]]
@@ -135,8 +139,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
                                  "the corpus split has no usable text")
             write_json(tmp / PACK_INFO, {"tokenizer": cfg.pack.tokenizer, "vocab_size": len(tok)})
             write_resolved_config(tmp, cfg, SECTIONS)
-        mpath = metrics_path(STAGE, root)
-        write_json(mpath, metrics)
+            staged.write_json(mpath, metrics)
         run_.log_metrics(metrics)
         run_.log_artifact(mpath)
     return StageResult(STAGE, {"packed": out_dir, "metrics": mpath}, metrics, run_.run_id)

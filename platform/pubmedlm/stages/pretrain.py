@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from pubmedlm.config import Config
-from pubmedlm.project import atomic_dir, clear_stale, data_dir, metrics_path, project_root, write_json
+from pubmedlm.project import data_dir, metrics_path, project_root, publication
 from pubmedlm.stages import StageResult, write_resolved_config
 from pubmedlm.text.models import resolve_model
 
@@ -67,8 +67,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     root = project_root()
     pack = data_dir("pack", root)
     init, tokenizer = validate(cfg, root)
-    out_dir = data_dir(STAGE, root)
-    clear_stale(out_dir)
+    out_dir, mpath = data_dir(STAGE, root), metrics_path(STAGE, root)
     name = run_name(cfg, root)
     with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
         # Lineage: the packed data it trains on, and the corpus and vocab versions behind it.
@@ -84,11 +83,10 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         baseline = unigram_baseline(cfg.pretrain, pack, tokenizer, cfg.runtime.micro_batch_size)
         metrics = {**{k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
                    "unigram_baseline_accuracy": baseline, "worker_hours": hours}
-        with atomic_dir(out_dir) as tmp, result.checkpoint.as_directory() as ckpt:
-            shutil.copytree(Path(ckpt) / HF_DIR, tmp / "model")
-            write_resolved_config(tmp, cfg, SECTIONS)
-        mpath = metrics_path(STAGE, root)
-        write_json(mpath, metrics)
+        with publication(out_dir) as staged, result.checkpoint.as_directory() as ckpt:
+            shutil.copytree(Path(ckpt) / HF_DIR, staged.dirs[0] / "model")
+            write_resolved_config(staged.dirs[0], cfg, SECTIONS)
+            staged.write_json(mpath, metrics)
         tracked.log_metrics({f"final/{k}": v for k, v in metrics.items()})
         tracked.log_artifact(mpath)
     return StageResult(STAGE, {"model": out_dir / "model", "metrics": mpath}, metrics, tracked.run_id)

@@ -22,15 +22,7 @@ from typing import Any
 from pubmedlm.blurb import exports, tasks
 from pubmedlm.config import Config, ConfigError
 from pubmedlm.corpus.shards import iter_texts, shard_paths
-from pubmedlm.project import (
-    atomic_dir,
-    clear_stale,
-    data_dir,
-    metrics_path,
-    project_root,
-    reports_dir,
-    write_json,
-)
+from pubmedlm.project import data_dir, metrics_path, project_root, publication, reports_dir
 from pubmedlm.stages import StageResult, write_resolved_config
 from pubmedlm.text.models import load_tokenizer
 from pubmedlm.vocab import fragmentation as frag
@@ -102,26 +94,27 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     blurb_dir = data_dir("blurb_data", root)
     blurb_dir = blurb_dir if exports.folder(blurb_dir).is_dir() else None  # without it: no BLURB rows, a note
     reference = load_reference(cfg.vocab.reference_tokenizer)
-    for stale in (out_dir, report_dir, mpath):
-        clear_stale(stale)
+    if not shard_paths(corpus_dir, "train"):
+        raise FileNotFoundError(f"{corpus_dir}: no train-*.jsonl shards (run the corpus stage first)")
     with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
         run_.add_inputs([Path("data/corpus"), Path("data/blurb_data")])
         started = time.perf_counter()
         tokenizer, facts = train_vocab(corpus_dir, cfg.vocab, cfg.runtime.progress)
         train_seconds = time.perf_counter() - started
-        with atomic_dir(out_dir) as tmp:
+        # The tokenizer, the report and the metrics file are published together, or not at all.
+        with publication(out_dir, report_dir) as staged:
+            tmp, report_tmp = staged.dirs
             save_tokenizer(tokenizer, tmp)
             write_resolved_config(tmp, cfg, SECTIONS)
-        ours = load_tokenizer(out_dir)  # reloaded from disk, exactly as later stages will
-        # Recipe facts only, no timings: the metrics file is the same on every machine.
-        metrics = {"vocab": {**facts, "lowercase": cfg.vocab.lowercase},
-                   **analyse(cfg, ours, reference, corpus_dir, blurb_dir)}
-        examples = metrics.pop("examples")
-        write_json(mpath, metrics)
-        with atomic_dir(report_dir) as tmp:
+            ours = load_tokenizer(tmp)  # reloaded from disk, exactly as later stages will
+            # Recipe facts only, no timings: the metrics file is the same on every machine.
+            metrics = {"vocab": {**facts, "lowercase": cfg.vocab.lowercase},
+                       **analyse(cfg, ours, reference, corpus_dir, blurb_dir)}
+            examples = metrics.pop("examples")
             text = render_markdown(metrics, examples, notes(metrics, blurb_dir))
-            (tmp / "vocab.md").write_text(text, encoding="utf-8")
-            render_chart(metrics, tmp / "fragmentation.png")
+            (report_tmp / "vocab.md").write_text(text, encoding="utf-8")
+            render_chart(metrics, report_tmp / "fragmentation.png")
+            staged.write_json(mpath, metrics)
         run_.log_metrics(metrics)
         run_.log_metrics({"train_seconds": round(train_seconds, 2)})
         run_.log_artifact(mpath)

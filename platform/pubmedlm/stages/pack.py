@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from pubmedlm.config import Config
+from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.shards import iter_texts, shard_paths
 from pubmedlm.project import data_dir, metrics_path, project_root, publication, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
@@ -39,7 +40,7 @@ def corpus_documents(corpus: Path, split: str) -> Iterator[str]:
     """Texts of one corpus split, shard by shard in name order."""
     shards = shard_paths(corpus, split)
     if not shards:
-        raise FileNotFoundError(f"{corpus}: no {split}-*.jsonl shards (run the corpus stage first)")
+        raise CorpusError(f"{corpus}: no {split}-*.jsonl shards (run the corpus stage first)")
     return iter_texts(shards)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pubmedlm.blurb import exports, tasks
 from pubmedlm.config import Config, ConfigError
+from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.shards import iter_texts, shard_paths
 from pubmedlm.project import data_dir, metrics_path, project_root, publication, reports_dir
 from pubmedlm.stages import StageResult, write_resolved_config
@@ -95,7 +96,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     blurb_dir = blurb_dir if exports.folder(blurb_dir).is_dir() else None  # without it: no BLURB rows, a note
     reference = load_reference(cfg.vocab.reference_tokenizer)
     if not shard_paths(corpus_dir, "train"):
-        raise FileNotFoundError(f"{corpus_dir}: no train-*.jsonl shards (run the corpus stage first)")
+        raise CorpusError(f"{corpus_dir}: no train-*.jsonl shards (run the corpus stage first)")
     with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
         run_.add_inputs([Path("data/corpus"), Path("data/blurb_data")])
         started = time.perf_counter()

@@ -56,7 +56,13 @@ def load_tokenizer(name_or_path: str | Path):
     the MiniLM tokenizer.json pads and truncates to 128, which would hide long inputs."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_model(str(name_or_path)))
+    name = resolve_model(str(name_or_path))
+    if (Path(name).is_absolute() or name.startswith(".")) and not Path(name).is_dir():
+        # a local path, not a hub id: say so instead of letting the hub client reject it as a repo id
+        raise ConfigError(f"{name}: no such tokenizer folder; run the stage that writes it "
+                          "(`pubmedlm vocab` for data/vocab) or name a model "
+                          "(minilm, a local HF folder, a hub id)")
+    tok = AutoTokenizer.from_pretrained(name)
     if not getattr(tok, "is_fast", False):
         raise ValueError(f"tokenizer {name_or_path!r} is not a fast (tokenizers-backed) tokenizer")
     tok.backend_tokenizer.no_truncation()

@@ -154,15 +154,16 @@ def _convert(task: Task, split: str, raw: list[Located]) -> list[Row]:
     local = {s.path: s.local for s in raw}
     paths = task.raw[split]
     if task.converter == "chemprot":
-        from pubmedlm.text.sentences import punkt_from_dir
+        from pubmedlm.text.sentences import punkt_from_files
 
         abstracts = local[paths[0]]
         raw_dir = abstracts.parents[1]
         if any(local[p] != raw_dir / Path(p).relative_to(Path(paths[0]).parents[1]) for p in paths[:3]):
             raise SourceError(f"ChemProt {split}: raw files must lie in one folder tree; "
                               f"got {[local[p] for p in paths[:3]]}")
-        punkt_file = next(s.local for s in raw if s.path.startswith(paths[3]))
-        splitter = punkt_from_dir(str(punkt_file.parents[3]))  # <root>/nltk/tokenizers/punkt_tab/english/x
+        tables = [s for s in raw if s.path.startswith(paths[3])]
+        splitter = punkt_from_files({Path(s.path).name: s.local for s in tables},
+                                    {Path(s.path).name: s.sha256 for s in tables})
         converted = chemprot.convert_chemprot(raw_dir, split, splitter)
     else:
         converted = ddi.convert_ddi(local[paths[0]], local[paths[1]])

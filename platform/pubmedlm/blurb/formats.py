@@ -23,9 +23,15 @@ class BlurbFormatError(ValueError):
 
 def json_lines(path: Path, error: type[Exception] = BlurbFormatError) -> Iterator[tuple[int, Any]]:
     """(line number, value) of each non-blank line of a JSON Lines file (prepared splits, exports,
-    prediction files); a line that is not JSON raises `error` naming `path:line`."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    prediction files); a line that is not JSON, or bytes that are not UTF-8, raise `error` naming
+    `path:line`."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                            f"{e.start + 1}); save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

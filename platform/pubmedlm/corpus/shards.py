@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pubmedlm.corpus.errors import CorpusError
+
 
 def shard_paths(corpus_dir: Path, split: str) -> list[Path]:
     """The corpus stage's JSONL shards of one split (`train`, `heldout`), in name order."""
@@ -17,14 +19,32 @@ def iter_texts(paths: Iterable[Path], max_documents: int | None = None) -> Itera
     """Stream the `text` field of every JSONL record, in file order (never all in memory)."""
     seen = 0
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
+        with open(path, "rb") as f:
+            for lineno, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
                 if max_documents is not None and seen >= max_documents:
                     return
                 seen += 1
-                yield json.loads(line)["text"]
+                yield _text(line, path, lineno)
+
+
+def _text(line: bytes, path: Path, lineno: int) -> str:
+    """The `text` of one shard record; a cut, undecodable or foreign line is a `CorpusError`
+    naming the shard and line (rerun `pubmedlm corpus` to rebuild the shards)."""
+    try:
+        text = json.loads(line)["text"]
+    except UnicodeDecodeError as e:
+        problem = f"not UTF-8 ({e.reason})"
+    except json.JSONDecodeError as e:
+        problem = f"not a complete JSON record ({e.msg}, column {e.colno}); the shard may be cut short"
+    except (KeyError, TypeError):
+        problem = "not a corpus record (no 'text' field)"
+    else:
+        if isinstance(text, str):
+            return text
+        problem = "its 'text' is not a string"
+    raise CorpusError(f"corpus shard {path}:{lineno}: {problem}; rerun `pubmedlm corpus` to rebuild it")
 
 
 def count_documents(paths: Iterable[Path]) -> int:

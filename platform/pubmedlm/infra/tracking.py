@@ -10,14 +10,12 @@ metrics and report artifacts, and lineage tags:
 - `source.<path>.sha256`: every external source read;
 - `pubmedlm.version`, `pubmedlm.stage`, `pubmedlm.profile` (the params file).
 
-Tracking URI: `MLFLOW_TRACKING_URI` if set, else `runtime.mlflow_uri`, else a SQLite store
-`mlflow.db` in the project root (MLflow 3 refuses a bare ./mlruns file store).
+The tracking URI and its check before a stage are `infra.tracking_uri` (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,49 +25,8 @@ from typing import Any
 from pubmedlm import __version__
 from pubmedlm.config import Config
 from pubmedlm.infra.lineage import git_state, lineage_hash
+from pubmedlm.infra.tracking_uri import TrackingError, check_tracking, tracking_uri  # noqa: F401 (re-exported)
 from pubmedlm.project import Interrupted, project_root
-
-
-def tracking_uri(cfg: Config, root: Path | None = None) -> str:
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    if cfg.runtime.mlflow_uri:
-        return cfg.runtime.mlflow_uri
-    return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
-
-
-class TrackingError(RuntimeError):
-    """The tracking server cannot be used (unreachable, or it refuses the credentials)."""
-
-
-def check_tracking(uri: str, timeout: float = 10.0) -> None:
-    """Fail fast, before any compute: an http(s) tracking server must answer and accept the
-    credentials of the environment (MLFLOW_TRACKING_USERNAME / _PASSWORD or _TOKEN)."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import requests
-
-    auth = None
-    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-    headers = ({"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
-               if os.environ.get("MLFLOW_TRACKING_TOKEN") else {})
-    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
-    try:
-        # connecting must succeed within `timeout`; a slow answer from a busy server is no reason to stop
-        resp = requests.post(url, json={"max_results": 1}, auth=auth, headers=headers, timeout=(timeout, 300))
-    except requests.ReadTimeout:
-        return
-    except requests.RequestException as e:
-        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({type(e).__name__}); "
-                            "nothing was run. Start it, or point MLFLOW_TRACKING_URI / runtime.mlflow_uri "
-                            "elsewhere") from None
-    if resp.status_code in (401, 403):
-        who = f"user {auth[0]!r}" if auth else "no credentials"
-        raise TrackingError(f"MLflow tracking server {uri} refused the request ({resp.status_code}, {who}); "
-                            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (environment or "
-                            "~/.mlflow/credentials), never in params")
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

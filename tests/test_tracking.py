@@ -15,7 +15,8 @@ import pytest
 from conftest import REPO
 from pubmedlm.config import load_config
 from pubmedlm.infra.lineage import dvc_hash, git_state
-from pubmedlm.infra.tracking import flatten, tracking_uri
+from pubmedlm.infra.tracking import flatten
+from pubmedlm.infra.tracking_uri import tracking_uri
 
 
 def _dvc(*args: str, cwd: Path) -> str:

@@ -18,7 +18,7 @@ from pubmedlm.blurb.predictions import PredictionError
 from pubmedlm.cli import _user_errors
 from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.shards import iter_texts
-from pubmedlm.infra.tracking import TrackingError, check_tracking
+from pubmedlm.infra.tracking_uri import TrackingError, check_tracking
 
 
 def test_these_errors_are_user_errors() -> None:

@@ -45,7 +45,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pubmedlm.corpus.errors import CorpusError
     from pubmedlm.finetune.features import FinetuneError
     from pubmedlm.infra.sources import SourceError
-    from pubmedlm.infra.tracking import TrackingError
+    from pubmedlm.infra.tracking_uri import TrackingError
     from pubmedlm.train.pretraining import PretrainError
 
     return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError,
@@ -53,7 +53,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
-    from pubmedlm.infra.tracking import check_tracking, tracking_uri
+    from pubmedlm.infra.tracking_uri import check_tracking, tracking_uri
     from pubmedlm.project import stop_on_signals
 
     cfg = load_config(params, overrides or [])
@@ -206,7 +206,7 @@ def blurb_cmd(
     seeds, test mean, BLURB score beside the published models. Tracked in MLflow (experiment
     blurb-<model>, one parent run per dataset with its trials and seeds); outputs in data/blurb/<model>/."""
     from pubmedlm.evaluate_model import run_blurb
-    from pubmedlm.infra.tracking import check_tracking, tracking_uri
+    from pubmedlm.infra.tracking_uri import check_tracking, tracking_uri
 
     cfg = load_config(params, set_ or [])
     check_tracking(tracking_uri(cfg))

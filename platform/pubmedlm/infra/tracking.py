@@ -10,7 +10,7 @@ metrics and report artifacts, and lineage tags:
 - `source.<path>.sha256`: every external source read;
 - `pubmedlm.version`, `pubmedlm.stage`, `pubmedlm.profile` (the params file).
 
-The tracking URI and its check before a stage are `infra.tracking_uri` (re-exported here).
+The tracking URI and its check before a stage are `infra.tracking_uri`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from pubmedlm import __version__
 from pubmedlm.config import Config
 from pubmedlm.infra.lineage import git_state, lineage_hash
-from pubmedlm.infra.tracking_uri import TrackingError, check_tracking, tracking_uri  # noqa: F401 (re-exported)
+from pubmedlm.infra.tracking_uri import tracking_uri
 from pubmedlm.project import Interrupted, project_root
 
 

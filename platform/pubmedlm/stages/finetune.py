@@ -71,7 +71,8 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     from pubmedlm.blurb import tasks
     from pubmedlm.finetune.seeds import summarize, train_seeds, work_dir
     from pubmedlm.infra.ray_runtime import init_ray
-    from pubmedlm.infra.tracking import find_task_run, stage_run, task_run_tags, tracking_uri
+    from pubmedlm.infra.tracking import find_task_run, stage_run, task_run_tags
+    from pubmedlm.infra.tracking_uri import tracking_uri
 
     root, task = project_root(), plan.check_task(task)
     base = out_base or root / "data"

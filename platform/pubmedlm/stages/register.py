@@ -64,7 +64,8 @@ def _inputs(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     from pubmedlm.blurb import tasks
-    from pubmedlm.infra.tracking import find_task_run, stage_run, tracking_uri
+    from pubmedlm.infra.tracking import find_task_run, stage_run
+    from pubmedlm.infra.tracking_uri import tracking_uri
     from pubmedlm.registry import versions
     from pubmedlm.registry.gate import register_version
     from pubmedlm.registry.serving import log_task_model

@@ -106,7 +106,8 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
-    from pubmedlm.infra.tracking import log_artifact_to, stage_run, tracking_uri
+    from pubmedlm.infra.tracking import log_artifact_to, stage_run
+    from pubmedlm.infra.tracking_uri import tracking_uri
 
     root = project_root()
     uri = tracking_uri(cfg, root)

@@ -15,14 +15,14 @@ import pytest
 from conftest import REPO
 from pubmedlm.blurb.formats import json_lines
 from pubmedlm.blurb.predictions import PredictionError
-from pubmedlm.cli import _user_errors
 from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.shards import iter_texts
+from pubmedlm.errors import UserError
 from pubmedlm.infra.tracking_uri import TrackingError, check_tracking
 
 
 def test_these_errors_are_user_errors() -> None:
-    assert {PredictionError, TrackingError, CorpusError} <= set(_user_errors())
+    assert all(issubclass(e, UserError) for e in (PredictionError, TrackingError, CorpusError))
 
 
 def test_a_prediction_file_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ clear message naming the file, line or key, and exit with status 2.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pubmedlm.config import ConfigError, describe, load_config
+from pubmedlm.config import describe, load_config
 
 app = typer.Typer(
     help="pubmedlm: biomedical LM pretraining (PubMedBERT recipe) and BLURB evaluation, tracked in MLflow.",
@@ -34,22 +35,15 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Override a param: section.key=value (repeatable; value is YAML)."),
 ]
 
-# Errors that are the user's input, not a bug: shown as one message, exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
+
+DebugOpt = Annotated[bool, typer.Option(
+    "--debug", help="Show the traceback of every error, also of bad input (or PUBMEDLM_DEBUG=1).")]
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from pubmedlm.blurb.compare import CompareError
-    from pubmedlm.blurb.formats import BlurbFormatError
-    from pubmedlm.blurb.predictions import PredictionError
-    from pubmedlm.corpus.errors import CorpusError
-    from pubmedlm.finetune.features import FinetuneError
-    from pubmedlm.infra.sources import SourceError
-    from pubmedlm.infra.tracking_uri import TrackingError
-    from pubmedlm.train.pretraining import PretrainError
-
-    return (*USER_ERRORS, SourceError, CorpusError, PretrainError, BlurbFormatError, PredictionError,
-            FinetuneError, CompareError, TrackingError)
+@app.callback()
+def _options(debug: DebugOpt = False) -> None:
+    if debug:
+        os.environ["PUBMEDLM_DEBUG"] = "1"
 
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
@@ -352,17 +346,26 @@ def remote_cmd(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 def main() -> None:
+    """The one error boundary: a user error (`pubmedlm.errors.UserError`) or an environment fault
+    (permissions, disk full, read-only volume) is one line and exit status 2; a signal is exit
+    128+signal; anything else is a bug and keeps its traceback."""
+    from pubmedlm.errors import USER_EXIT, UserError, environment_fault
     from pubmedlm.project import Interrupted
 
     try:
         app()
-    except _user_errors() as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
     except Interrupted as e:
         console.print(f"[red]stopped:[/red] {e}; the previous outputs and metrics are unchanged",
                       highlight=False)
         sys.exit(128 + e.signum)
+    except Exception as e:
+        message = str(e) if isinstance(e, UserError) else environment_fault(e)
+        if message is None:
+            raise
+        if os.environ.get("PUBMEDLM_DEBUG", "") not in ("", "0"):
+            console.print_exception()
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        sys.exit(USER_EXIT)
 
 
 if __name__ == "__main__":

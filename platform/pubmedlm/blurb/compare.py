@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from pubmedlm.blurb.score import TASK_TYPE_OF, TASK_TYPES, canonical
+from pubmedlm.errors import UserError
 
 
-class CompareError(ValueError):
+class CompareError(UserError, ValueError):
     """A run cannot be compared (missing folder or results); the message names it."""
 
 

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pubmedlm.errors import UserError
 
-class BlurbFormatError(ValueError):
+
+class BlurbFormatError(UserError, ValueError):
     """A BLURB file does not follow its documented format; the message names file and line."""
 
 

@@ -43,11 +43,12 @@ from pubmedlm.blurb.normalized import Row, read_jsonl
 from pubmedlm.blurb.published import comparison_table
 from pubmedlm.blurb.score import blurb_score
 from pubmedlm.blurb.tasks import Task
+from pubmedlm.errors import UserError
 
 SUFFIX = ".jsonl"
 
 
-class PredictionError(ValueError):
+class PredictionError(UserError, ValueError):
     """A prediction file or the gold folder is unusable; the message names the file and line."""
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from pubmedlm.errors import UserError
+
 RESOURCE = "blurb_tasks.yaml"
 SPLITS = ("train", "dev", "test")
 # Registry task types -> the paper's six task-type names (score.TASK_TYPES keys), in its order.
@@ -49,7 +51,7 @@ CONVERTERS = ("chemprot", "ddi")
 PMID_FIELDS = ("doc_id", "id", "id_prefix")
 
 
-class TaskTableError(ValueError):
+class TaskTableError(UserError, ValueError):
     """The task table file breaks its own rules; the message names the row and the field."""
 
 

@@ -12,13 +12,14 @@ validation failure into a ``ConfigError`` that names the offending key and the f
 from __future__ import annotations
 
 import copy
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from pubmedlm.config.base import ConfigError, StrictModel
+from pubmedlm.config.base import ConfigError, StrictModel, read_yaml
 from pubmedlm.config.blurb import (
     BlurbDataConfig,
     FinetuneConfig,
@@ -94,6 +95,25 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, yaml.safe_load(raw) if raw.strip() else None
 
 
+def _is_text_field(keys: list[str]) -> bool:
+    """Whether the param at this dotted path takes text only (so `--set` keeps the raw value)."""
+    model: Any = Config
+    for i, key in enumerate(keys):
+        fields = {info.alias or name: info for name, info in model.model_fields.items()}
+        if key not in fields:
+            return False
+        ann = fields[key].annotation
+        args = set(typing.get_args(ann)) - {type(None)} if typing.get_origin(ann) is not None else {ann}
+        if i < len(keys) - 1:
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if len(models) != 1:
+                return False
+            model = models[0]
+        else:
+            return args == {str}
+    return False
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
@@ -103,7 +123,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
         elif e["type"] == "missing":
             lines.append(f"{source}: missing key '{loc}'")
         else:
-            lines.append(f"{source}: bad value for '{loc}': {e['msg']} (got {e.get('input')!r})")
+            hint = ("; YAML read it as a number or boolean: quote it"
+                    if e["type"] == "string_type" and isinstance(e.get("input"), (int, float, bool)) else "")
+            lines.append(f"{source}: bad value for '{loc}': {e['msg']} (got {e.get('input')!r}{hint})")
     return "\n".join(lines)
 
 
@@ -112,16 +134,15 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
     data = copy.deepcopy(data)
     source = str(path)
     for text in overrides or []:
         key, value = parse_override(text)
+        if _is_text_field(key.split(".")):  # `--set register.prefix=0123` is text, not octal 83
+            value = text.split("=", 1)[1].strip()
         _set_dotted(data, key, value, f"{path} (--set {key})")
         source = f"{path} with --set {', '.join(overrides or [])}"
     try:

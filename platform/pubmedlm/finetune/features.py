@@ -42,6 +42,7 @@ import torch
 from pubmedlm.blurb.normalized import Row
 from pubmedlm.blurb.tasks import Task
 from pubmedlm.config import FinetuneConfig
+from pubmedlm.errors import UserError
 from pubmedlm.finetune import tagging
 
 IGNORE = -100
@@ -49,7 +50,7 @@ IGNORE = -100
 MARKERS = ("[E1]", "[/E1]", "[E2]", "[/E2]")
 
 
-class FinetuneError(ValueError):
+class FinetuneError(UserError, ValueError):
     """Fine-tuning input or settings are unusable; the message names the dataset, file or param."""
 
 

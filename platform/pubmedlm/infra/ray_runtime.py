@@ -9,6 +9,11 @@ import os
 from pathlib import Path
 
 from pubmedlm.config import Config
+from pubmedlm.errors import UserError
+
+
+class RayStartError(UserError, RuntimeError):
+    """The configured Ray cluster cannot be reached."""
 
 
 def worker_env() -> dict[str, str]:
@@ -46,8 +51,14 @@ def init_ray(cfg: Config) -> None:
         if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:  # a Ray job: its working_dir sets PYTHONPATH
             taken = _job_env_keys() | {"PYTHONPATH"}
             env = {k: v for k, v in env.items() if k not in taken}
-        ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": env},
-                 log_to_driver=cfg.runtime.progress)
+        try:
+            ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": env},
+                     log_to_driver=cfg.runtime.progress)
+        except ConnectionError as e:  # no cluster at that address: the user's to fix, not a bug
+            raise RayStartError(
+                f"runtime.ray_address {cfg.runtime.ray_address!r}: no Ray cluster reachable ({e}); "
+                "start one (`ray start --head`) or leave runtime.ray_address empty for a local Ray"
+            ) from e
 
 
 def storage_path(cfg: Config, root: Path) -> str:
@@ -56,4 +67,4 @@ def storage_path(cfg: Config, root: Path) -> str:
     return path if "://" in path else str((root / path).resolve())
 
 
-__all__ = ["init_ray", "storage_path", "worker_env"]
+__all__ = ["RayStartError", "init_ray", "storage_path", "worker_env"]

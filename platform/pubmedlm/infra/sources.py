@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from pubmedlm.errors import UserError
+
 MIRROR_ENV = "PUBMEDLM_DATA_MIRROR"
 BUILTIN_CATALOG = "builtin"
 _CHUNK = 1 << 20
 
 
-class SourceError(RuntimeError):
+class SourceError(UserError, RuntimeError):
     """A source could not be found, fetched or verified."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pubmedlm.config import Config
+from pubmedlm.errors import UserError
 from pubmedlm.project import project_root
 
 # The schemes MLflow's tracking-store registry serves ('' and file: a local folder); a database
@@ -29,7 +30,7 @@ def tracking_uri(cfg: Config, root: Path | None = None) -> str:
     return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used (unknown scheme, unwritable SQLite folder, unreachable
     server, refused credentials)."""
 

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from pubmedlm.config import PretrainConfig, RuntimeConfig
-from pubmedlm.train.mlm import IGNORE, VocabInfo, vocab_info, whole_word_mask
+from pubmedlm.errors import UserError
+from pubmedlm.train.mlm import IGNORE, PredictionBudget, VocabInfo, vocab_info, whole_word_mask
 from pubmedlm.train.packing import PACK_INFO, PackedSet
 
 
-class PretrainError(ValueError):
+class PretrainError(UserError, ValueError):
     """Bad pretraining input, found before any compute."""
 
 
@@ -79,7 +80,8 @@ def unigram_baseline(recipe: PretrainConfig, pack: Path, tokenizer_path: str, ev
     sample = sample[~info.special.numpy()[sample]]
     top = int(np.bincount(sample, minlength=info.size).argmax())
     batches = heldout_batches(PackedSet(pack / f"len{last}" / "heldout"), info, recipe.mlm_probability,
-                              recipe.whole_word_mask, recipe.eval_batches, eval_batch, recipe.seed)
+                              recipe.whole_word_mask, recipe.eval_batches, eval_batch, recipe.seed,
+                              prediction_budget(recipe)(last))
     labels = np.concatenate([b["labels"].numpy().ravel() for b in batches])
     labels = labels[labels != IGNORE]
     return float((labels == top).mean())
@@ -156,9 +158,9 @@ def micro_batch_rows(data: PhaseData, seed: int, phase: int, step: int, micro: i
 
 
 def make_batch(packed: PackedSet, rows: np.ndarray, info: VocabInfo, prob: float, whole_words: bool,
-               generator: torch.Generator) -> dict[str, torch.Tensor]:
+               generator: torch.Generator, max_predictions: int | None = None) -> dict[str, torch.Tensor]:
     ids = torch.from_numpy(np.asarray(packed.input_ids[rows], dtype=np.int64))
-    masked, labels = whole_word_mask(ids, info, prob, generator, whole_words)
+    masked, labels = whole_word_mask(ids, info, prob, generator, whole_words, max_predictions)
     batch = {"input_ids": masked, "labels": labels, "attention_mask": (ids != info.pad_id).long()}
     if packed.token_type_ids is not None:
         batch["token_type_ids"] = torch.from_numpy(np.asarray(packed.token_type_ids[rows], dtype=np.int64))
@@ -171,13 +173,19 @@ def seeded(seed: int, *parts: int) -> torch.Generator:
 
 
 def heldout_batches(packed: PackedSet, info: VocabInfo, prob: float, whole_words: bool, n: int, size: int,
-                    seed: int) -> list[dict[str, torch.Tensor]]:
+                    seed: int, max_predictions: int | None = None) -> list[dict[str, torch.Tensor]]:
     """A fixed set of held-out batches (same rows and masks at every evaluation)."""
     total = min(n * size, len(packed))
     return [
-        make_batch(packed, np.arange(i, min(i + size, total)), info, prob, whole_words, seeded(seed, -1, i))
+        make_batch(packed, np.arange(i, min(i + size, total)), info, prob, whole_words, seeded(seed, -1, i),
+                   max_predictions)
         for i in range(0, total, size)
     ]
+
+
+def prediction_budget(recipe: PretrainConfig) -> PredictionBudget:
+    """The recipe's targets per sequence (`max_predictions_per_seq`), as a function of seq_len."""
+    return PredictionBudget(recipe.mlm_probability, recipe.max_predictions_per_seq)
 
 
 def save_state(folder: Path, model: torch.nn.Module, opt, sched, step: int) -> None:

@@ -1,9 +1,11 @@
 """The `evaluate` stage: the run's BLURB score from the fine-tuned tasks' test means, beside the
 published models (docs/BLURB.md), with every flag carried through: "partial" (a dataset
-missing), "proxy" (EBM PICO train carved from dev) and "not comparable" (capped runs).
+missing), "proxy" (EBM PICO train carved from dev) and "not comparable" (capped runs), and each
+dataset's sanity baseline (`blurb.baselines`: a constant prediction) on the very dev and test rows
+the fine-tuned models were scored on (the ids of the best-dev seed's prediction files).
 
-Outputs: `metrics/evaluate.json` (per-dataset mean ± std, seeds, flags, the BLURB score and its
-per-type averages) and `reports/evaluate/blurb.md` (the comparison table and the notes).
+Outputs: `metrics/evaluate.json` (per-dataset mean ± std, seeds, flags, sanity baseline, the BLURB
+score and its per-type averages) and `reports/evaluate/blurb.md` (the comparison table and the notes).
 (`pubmedlm evaluate --predictions DIR` scores external prediction files instead.)
 """
 
@@ -25,8 +27,24 @@ SECTIONS = ("finetune", "tune")
 REPORT = "blurb"  # reports/evaluate/blurb.md; `evaluate --predictions --name` may not take it
 
 
-def collect(finetune_dir: Path, datasets: list[str]) -> dict[str, Any]:
-    """Per-dataset results of the finetune stage, and the BLURB score they make."""
+def _scored_ids(finetune_dir: Path, task_id: str, seed: int, split: str) -> list[str]:
+    """The gold ids a seed predicted on a split (its prediction file): the rows the task was scored on."""
+    from pubmedlm.blurb.formats import json_lines
+
+    path = finetune_dir / task_id / "predictions" / f"seed-{seed}" / split / f"{task_id}.jsonl"
+    return [row["id"] for _, row in json_lines(path)]
+
+
+def sanity(gold_dir: Path, finetune_dir: Path, task_id: str, best_seed: int) -> dict[str, Any]:
+    """The task's sanity baseline on the dev and test rows its seeds were scored on."""
+    from pubmedlm.blurb import baselines, tasks
+
+    return baselines.from_gold(gold_dir, tasks.get(task_id),
+                               {s: _scored_ids(finetune_dir, task_id, best_seed, s) for s in ("dev", "test")})
+
+
+def collect(finetune_dir: Path, datasets: list[str], gold_dir: Path) -> dict[str, Any]:
+    """Per-dataset results of the finetune stage, their sanity baselines, and the BLURB score."""
     per: dict[str, Any] = {}
     not_scored: dict[str, str] = {}
     for task_id in datasets:
@@ -40,7 +58,8 @@ def collect(finetune_dir: Path, datasets: list[str]) -> dict[str, Any]:
             continue
         per[task_id] = {"paper_name": r["paper_name"], "mean": r["test"]["mean"], "std": r["test"]["std"],
                         "seeds": r["test"]["n"], "dev_mean": r["dev"]["mean"], "proxy": r["flags"]["proxy"],
-                        "capped": r["flags"]["capped"], "hparams": r["hparams"]}
+                        "capped": r["flags"]["capped"], "hparams": r["hparams"],
+                        "sanity": sanity(gold_dir, finetune_dir, task_id, r["best_seed"])}
     results = {e["paper_name"]: e["mean"] for e in per.values()}
     proxies = [e["paper_name"] for e in per.values() if e["proxy"]]
     score = blurb_score(results, proxies) if results else None
@@ -55,11 +74,13 @@ def markdown(summary: dict[str, Any], name: str) -> str:
     if summary["results"]:
         shown = f"{name} ({NOT_COMPARABLE})" if summary["not_comparable"] else name
         lines.append(comparison_table(summary["results"], name=shown, proxies=summary["proxies"]))
-    lines += ["", "| dataset | mean ± std | seeds | dev mean | flags |", "|---|---|---|---|---|"]
+    lines += ["", "| dataset | mean ± std | seeds | dev mean | sanity baseline dev / test | flags |",
+              "|---|---|---|---|---|---|"]
     for task_id, e in summary["datasets"].items():
         flags = ", ".join(f for f, on in (("proxy", e["proxy"]), (NOT_COMPARABLE, e["capped"])) if on) or "–"
+        s = e["sanity"]
         lines.append(f"| {task_id} | {e['mean']:.2f} ± {e['std']:.2f} | {e['seeds']} | "
-                     f"{e['dev_mean']:.2f} | {flags} |")
+                     f"{e['dev_mean']:.2f} | {s['dev']:.2f} / {s['test']:.2f} ({s['rule']}) | {flags} |")
     notes = [f"- {d}: not scored ({why})" for d, why in summary["not_scored"].items()]
     if summary["not_comparable"]:
         notes.append(f"- {NOT_COMPARABLE}: capped fine-tuning runs ({', '.join(summary['capped'])}); "
@@ -77,7 +98,7 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
     root = project_root()
     finetune_dir = (out_base / "finetune") if out_base else data_dir("finetune", root)
     label = name or model_label(cfg.finetune.model)
-    summary = collect(finetune_dir, list(cfg.finetune.datasets))
+    summary = collect(finetune_dir, list(cfg.finetune.datasets), data_dir("blurb_data", root))
     mpath = (out_base / "metrics" / f"{STAGE}.json") if out_base else metrics_path(STAGE, root)
     report = (out_base / "reports" if out_base else reports_dir(STAGE, root)) / f"{REPORT}.md"
     with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment,

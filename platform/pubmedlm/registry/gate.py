@@ -4,11 +4,14 @@ Every registered version gets the alias `candidate`. The alias `champion` moves 
 the gate passes (`gate`):
 
 1. its score is complete: no "partial" BLURB score (a dataset missing) and no "proxy" dataset;
-2. it was scored on the same task set as the current champion (BLURB scores over different
+2. its dev score beats its task's sanity baseline on dev (`blurb.baselines`: all O, majority
+   class, all-positive, train mean; for the encoder, the BLURB score of those): a model no better
+   than a constant is never champion, and one that beats it replaces a champion that does not;
+3. it was scored on the same task set as the current champion (BLURB scores over different
    dataset sets are not comparable);
-3. a capped run (tiny profile, "not comparable" with the paper) never replaces a full-budget
+4. a capped run (tiny profile, "not comparable" with the paper) never replaces a full-budget
    champion, while a full-budget run always replaces a capped one;
-4. its score is higher than the champion's.
+5. its score is higher than the champion's.
 
 Otherwise the version keeps `candidate` only, and its tags `gate.promoted` / `gate.reason` (and
 the register run's tags) say why. Aliases only: the deprecated registry stages are never used.
@@ -32,19 +35,30 @@ class Standing:
     partial: bool = False
     proxy: bool = False
     capped: bool = False
+    dev: float | None = None
+    """Its dev score (task model: mean over seeds; encoder: BLURB score of the dev means)."""
+    sanity: float | None = None
+    """Its task's sanity baseline on the same dev rows (None: unknown, so never champion)."""
 
     def as_tags(self) -> dict[str, str]:
+        known = {k: f"{v:.6f}" for k, v in (("gate.dev", self.dev), ("gate.sanity", self.sanity))
+                 if v is not None}
         return {"gate.score": f"{self.score:.6f}", "gate.tasks": ",".join(sorted(self.tasks)),
                 "gate.partial": str(self.partial).lower(), "gate.proxy": str(self.proxy).lower(),
-                "gate.capped": str(self.capped).lower()}
+                "gate.capped": str(self.capped).lower(), **known}
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> Standing | None:
         if "gate.score" not in tags:
             return None
+        number = {k: float(tags[f"gate.{k}"]) for k in ("dev", "sanity") if f"gate.{k}" in tags}
         return cls(float(tags["gate.score"]), tuple(t for t in tags.get("gate.tasks", "").split(",") if t),
                    tags.get("gate.partial") == "true", tags.get("gate.proxy") == "true",
-                   tags.get("gate.capped") == "true")
+                   tags.get("gate.capped") == "true", **number)
+
+    @property
+    def beats_sanity(self) -> bool:
+        return self.dev is not None and self.sanity is not None and self.dev > self.sanity
 
 
 def gate(candidate: Standing, champion: Standing | None,
@@ -54,9 +68,16 @@ def gate(candidate: Standing, champion: Standing | None,
         return False, "partial score (datasets missing): never champion"
     if candidate.proxy:
         return False, "scored on a proxy split: never champion"
+    if candidate.sanity is None or candidate.dev is None:
+        return False, "no dev score against a sanity baseline: never champion"
+    if not candidate.beats_sanity:
+        return False, (f"dev {candidate.dev:.2f} not above the sanity baseline's {candidate.sanity:.2f}: "
+                       "never champion")
     if champion is None:
         return True, "no champion yet"
     who = f"champion v{champion_version}" if champion_version else "champion"
+    if champion.sanity is not None and not champion.beats_sanity:
+        return True, f"beats the sanity baseline, which the {who} does not"
     if set(candidate.tasks) != set(champion.tasks):
         return False, (f"scored on another task set than the {who} "
                        f"({len(candidate.tasks)} vs {len(champion.tasks)} datasets): not comparable")
@@ -99,7 +120,8 @@ def register_version(model_uri: str, name: str, standing: Standing, *, tags: dic
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version.version)
     return {"name": name, "version": version.version, "promoted": promoted, "reason": reason,
-            "previous_champion": before.version if before is not None else None, "score": standing.score}
+            "previous_champion": before.version if before is not None else None, "score": standing.score,
+            "dev": standing.dev, "sanity": standing.sanity}
 
 
 __all__ = ["CANDIDATE", "CHAMPION", "Standing", "champion_of", "gate", "register_version"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pubmedlm.blurb.score import blurb_score
 from pubmedlm.registry.gate import Standing
 
 
@@ -38,12 +39,28 @@ def task_cost(results: dict[str, Any], tune_metrics: dict[str, Any] | None) -> d
                                          * results["hparams"]["batch_size"])}
 
 
+def sanity_dev(entry: dict[str, Any]) -> float | None:
+    """A dataset's sanity baseline on dev (metrics/evaluate.json), None when it was not computed."""
+    return (entry.get("sanity") or {}).get("dev")
+
+
+def dev_against_sanity(summary: dict[str, Any]) -> dict[str, float | None]:
+    """The encoder's dev BLURB score (from the datasets' dev means) and the sanity baselines' on
+    the same datasets; both None unless every dataset has its sanity baseline."""
+    entries = summary["datasets"].values()
+    if not entries or any(sanity_dev(e) is None for e in entries):
+        return {"dev": None, "sanity": None}
+    return {"dev": blurb_score({e["paper_name"]: e["dev_mean"] for e in entries}).value,
+            "sanity": blurb_score({e["paper_name"]: sanity_dev(e) for e in entries}).value}
+
+
 def encoder_version(summary: dict[str, Any], label: str, encoder_name: str, common: dict[str, str],
                     cost: dict[str, Any]) -> tuple[Standing, dict[str, Any], str]:
     """(standing, tags, description) of the encoder: judged by the run's BLURB score."""
     b = summary["blurb"]
     standing = Standing(b["blurb"], tuple(sorted(summary["datasets"])), partial=b["partial"],
-                        proxy=bool(b["proxies"]), capped=summary["not_comparable"])
+                        proxy=bool(b["proxies"]), capped=summary["not_comparable"],
+                        **dev_against_sanity(summary))
     per_task = {f"score.{t}": f"{e['mean']:.2f} ± {e['std']:.2f} ({e['seeds']} seeds)"
                 for t, e in summary["datasets"].items()}
     tags = {"pubmedlm.kind": "encoder", "pubmedlm.model": label, "pubmedlm.encoder_path": encoder_name,
@@ -57,10 +74,12 @@ def encoder_version(summary: dict[str, Any], label: str, encoder_name: str, comm
 
 
 def task_version(task: str, r: dict[str, Any], label: str, blurb: dict[str, Any] | None,
-                 common: dict[str, str], cost: dict[str, Any],
-                 task_run: str | None) -> tuple[Standing, dict[str, Any], str]:
-    """(standing, tags, description) of one dataset's model: judged by its test mean over seeds."""
-    standing = Standing(r["test"]["mean"], (task,), proxy=r["flags"]["proxy"], capped=r["flags"]["capped"])
+                 common: dict[str, str], cost: dict[str, Any], task_run: str | None,
+                 sanity: float | None = None) -> tuple[Standing, dict[str, Any], str]:
+    """(standing, tags, description) of one dataset's model: judged by its test mean over seeds,
+    once its dev mean beats `sanity` (its sanity baseline on the same dev rows)."""
+    standing = Standing(r["test"]["mean"], (task,), proxy=r["flags"]["proxy"], capped=r["flags"]["capped"],
+                        dev=r["dev"]["mean"], sanity=sanity)
     hparams = json.dumps(r["hparams"], sort_keys=True)
     tags = {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.metric": r["metric"],
             "pubmedlm.encoder": label, "score.test": score_line(r),
@@ -90,5 +109,5 @@ def log_encoder(path: str) -> Any:
                                          task="fill-mask", pip_requirements=["transformers", "torch"])
 
 
-__all__ = ["description", "encoder_version", "log_encoder", "pretrain_cost", "score_line", "task_cost",
-           "task_version"]
+__all__ = ["description", "dev_against_sanity", "encoder_version", "log_encoder", "pretrain_cost",
+           "sanity_dev", "score_line", "task_cost", "task_version"]

@@ -12,7 +12,8 @@ Every version carries tags and a description: scores (BLURB, per dataset with th
 `git.commit`, the DVC hashes of corpus, vocab, pretrained model, BLURB data and params file, the
 sources' sha256 (read from the corpus and blurb-data stage runs) and the cost of training
 (device-hours, tokens seen). Each version is aliased `candidate`; `champion` only when the gate
-passes, otherwise `gate.reason` says why (tags and descriptions: `registry.versions`).
+passes (never at or below its task's sanity baseline on dev, read from `metrics/evaluate.json`),
+otherwise `gate.reason` says why (tags and descriptions: `registry.versions`).
 
 Outputs: `metrics/register.json` (one decision per registered model), the register run's tags.
 """
@@ -94,7 +95,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             cost = versions.task_cost(r, _json(metrics_path(f"tune/{task}", root)))
             ref = find_task_run(uri, experiment, task, label)
             standing, tags, desc = versions.task_version(task, r, label, b, common, cost,
-                                                         ref.run_id if ref else None)
+                                                         ref.run_id if ref else None,
+                                                         versions.sanity_dev(summary["datasets"][task]))
             info = log_task_model(data_dir("finetune", root) / task / "model", task)
             decisions.append(register_version(info.model_uri, f"{prefix}-{task}", standing, tags=tags,
                                               description=desc))

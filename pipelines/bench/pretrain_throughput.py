@@ -6,9 +6,10 @@ no NSP, 128 tokens, MiniLM's uncased vocab of 30,522), with the same global batc
 accumulation), AdamW (lr 6e-4, betas 0.9/0.999, eps 1e-6, weight decay 0.01 off biases and
 LayerNorm), linear warm-up/decay, clipping at 1.0, 2 torch threads on CPU, no dataloader workers.
 
-- ours: `train_steps` called directly (no Ray) on `MaskedLMLoss(BertForMaskedLM)`; each micro-batch
-  is built by `make_batch` (memmap rows + our vectorized whole-word masking) inside the timing,
-  and reseeded per micro-batch as the stage does;
+- ours: `train_steps` called directly (no Ray) on `MaskedLMLoss(BertForMaskedLM)` with the stage's
+  prediction budget (20 target slots a row at 128 tokens); each micro-batch is built by `make_batch`
+  (memmap rows + our vectorized whole-word masking) inside the timing, and reseeded per micro-batch
+  as the stage does;
 - HF: `Trainer` (`bf16=True`, `use_cpu=True` on CPU) with `DataCollatorForLanguageModeling(
   whole_word_mask=True)` over a `datasets.Dataset` holding the same rows as `input_ids`,
   `token_type_ids`, `attention_mask`, `special_tokens_mask` and `offset_mapping` (the offsets the
@@ -121,7 +122,7 @@ def new_model(shape: dict, tok, device: torch.device):
 def run_ours(shape, tok, packed, batch: int, steps: int, device) -> list[float]:
     """Step-end times of `steps` optimizer steps of the stage's loop."""
     from pubmedlm.train.loop import Hooks, train_steps
-    from pubmedlm.train.mlm import MaskedLMLoss, vocab_info
+    from pubmedlm.train.mlm import MaskedLMLoss, PredictionBudget, vocab_info
     from pubmedlm.train.optim import optimizer_and_schedule
     from pubmedlm.train.pretraining import (
         PhaseData,
@@ -130,14 +131,15 @@ def run_ours(shape, tok, packed, batch: int, steps: int, device) -> list[float]:
         seeded,
     )
 
-    net = MaskedLMLoss(new_model(shape, tok, device))
+    budget = PredictionBudget(MLM_PROB)  # the stage's default: ceil(0.15 x 128) = 20 targets a row
+    net = MaskedLMLoss(new_model(shape, tok, device), budget)
     opt, sched = optimizer_and_schedule(net, **OPT, total_steps=steps)
     info = vocab_info(tok)
     data = PhaseData(packed, packed, batch, batch, 1)
 
     def next_batch(step: int, micro: int) -> dict:
         rows = micro_batch_rows(data, SEED, 0, step, micro, 0)
-        return make_batch(packed, rows, info, MLM_PROB, True, seeded(SEED, step, micro))
+        return make_batch(packed, rows, info, MLM_PROB, True, seeded(SEED, step, micro), budget(SEQ_LEN))
 
     def before_micro(step: int, micro: int) -> None:
         torch.manual_seed(seeded(SEED, -2, step, micro).initial_seed())

@@ -26,7 +26,11 @@ class RuntimeConfig(StrictModel):
     peak_flops: float | None = Field(None, gt=0)
     """Peak bf16 FLOP/s of one device for MFU; None measures a bf16 matmul at start."""
     dataloader_workers: int = Field(0, ge=0)
-    """Background processes feeding batches (0: load in the training process)."""
+    """Background threads preparing the next micro-batches (reading, masking, padding; pinned
+    host memory on CUDA) while the device trains (0: prepared on the training thread)."""
+    compile: bool = False
+    """`torch.compile` the encoder (inductor) for pretraining and fine-tuning: the same losses within
+    float tolerance, faster steps on GPU once compiled (the first steps pay the compilation)."""
     tokenizer_threads: int = Field(0, ge=0)
     """Threads for the fast tokenizer (0: all cores)."""
     mlflow_uri: str | None = None
@@ -181,6 +185,10 @@ class PretrainConfig(StrictModel):
     """Share of words (whole-word masking) or pieces chosen as prediction targets (paper: 15%)."""
     whole_word_mask: bool = True
     """Mask all pieces of a word together (paper's best); false: original WordPiece masking."""
+    max_predictions_per_seq: int | None = Field(None, ge=1)
+    """Most targets per sequence (BERT's `max_predictions_per_seq`); whole words in their random
+    order until the next would overflow. None: ceil(mlm_probability × seq_len) in each phase (20 at
+    128 tokens). Fixed-size target slots keep every step's shapes static (no host sync, one compile)."""
     peak_lr: float = Field(6e-4, gt=0)
     """Peak learning rate (paper: 6e-4)."""
     warmup_ratio: float = Field(0.1, ge=0, lt=1)

@@ -29,6 +29,7 @@ from torch import nn
 
 from pubmedlm.finetune.features import CodecOptions, FinetuneError, TaskCodec
 from pubmedlm.text.models import load_tokenizer, resolve_model
+from pubmedlm.train.loop import sdpa_mask
 
 ENTITY_HEAD = "entity_head.pt"
 _HEAD_SUFFIXES = ("ForTokenClassification", "ForSequenceClassification")
@@ -107,6 +108,7 @@ class TaskModel(nn.Module):
         return self.classifier(self.dropout(pair))
 
     def forward(self, labels: torch.Tensor, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        inputs["attention_mask"] = sdpa_mask(inputs.get("attention_mask"), self.hf.config)
         if self.entity_start:
             logits = self._entity_logits(**inputs)
             return {"loss": nn.functional.cross_entropy(logits.float(), labels)}
@@ -115,6 +117,7 @@ class TaskModel(nn.Module):
 
     def logits(self, **inputs: torch.Tensor) -> torch.Tensor:
         inputs.pop("labels", None)
+        inputs["attention_mask"] = sdpa_mask(inputs.get("attention_mask"), self.hf.config)
         if self.entity_start:
             return self._entity_logits(**inputs)
         inputs.pop("entity_pos", None)

@@ -161,7 +161,9 @@ def make_batch(packed: PackedSet, rows: np.ndarray, info: VocabInfo, prob: float
                generator: torch.Generator, max_predictions: int | None = None) -> dict[str, torch.Tensor]:
     ids = torch.from_numpy(np.asarray(packed.input_ids[rows], dtype=np.int64))
     masked, labels = whole_word_mask(ids, info, prob, generator, whole_words, max_predictions)
-    batch = {"input_ids": masked, "labels": labels, "attention_mask": (ids != info.pad_id).long()}
+    batch = {"input_ids": masked, "labels": labels}
+    if (ids == info.pad_id).any():  # decided here, on the host: no mask at all lets SDPA skip it
+        batch["attention_mask"] = (ids != info.pad_id).long()
     if packed.token_type_ids is not None:
         batch["token_type_ids"] = torch.from_numpy(np.asarray(packed.token_type_ids[rows], dtype=np.int64))
         batch["nsp_labels"] = torch.from_numpy(np.asarray(packed.nsp_labels[rows], dtype=np.int64))

@@ -21,7 +21,7 @@ import torch
 
 from pubmedlm.config import PretrainConfig, RuntimeConfig
 from pubmedlm.infra.tracking import RunRef
-from pubmedlm.train.loop import Hooks, evaluate, train_steps
+from pubmedlm.train.loop import Hooks, compile_encoder, evaluate, train_steps
 from pubmedlm.train.mlm import MaskedLMLoss, vocab_info
 from pubmedlm.train.optim import optimizer_and_schedule
 from pubmedlm.train.packing import PackedSet
@@ -33,6 +33,7 @@ from pubmedlm.train.pretraining import (
     make_batch,
     measure_peak_flops,
     micro_batch_rows,
+    prediction_budget,
     save_state,
     seeded,
     train_flops_per_sequence,
@@ -175,19 +176,16 @@ def pretrain_worker(config: dict) -> None:
                         PackedSet(pack / f"len{ph.seq_len}" / "heldout"), ph.global_batch, micro, world)
               for ph in p.phases]
     nsp = phases[0].train.token_type_ids is not None
-    net = MaskedLMLoss(build_model(job.init, p.model.model_dump(), len(tokenizer), nsp, info.pad_id, p.seed))
+    budget = prediction_budget(p)
+    net = _network(job, len(tokenizer), nsp, info.pad_id)
     opt, sched = optimizer_and_schedule(net, lr=p.peak_lr, weight_decay=p.weight_decay,
                                         betas=p.adam_betas, eps=p.adam_eps, warmup_ratio=p.warmup_ratio,
                                         total_steps=job.total_steps)
-    start = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as folder:
-            start = load_state(Path(folder), net, opt, sched)
+    start = _restore(net, opt, sched)
     peak = job.runtime.peak_flops or (measure_peak_flops(device) if rank == 0 else 0.0)
     ddp = ray.train.torch.prepare_model(net)
     heldout = heldout_batches(phases[-1].heldout, info, p.mlm_probability, p.whole_word_mask,
-                              p.eval_batches, micro, p.seed)
+                              p.eval_batches, micro, p.seed, budget(p.phases[-1].seq_len))
     reporter = _Reporter(job, ddp, net, opt, sched, rank, device, heldout, tokenizer, peak)
     reporter.tokens = _tokens_before(p.phases, start)
     offset = 0
@@ -196,17 +194,18 @@ def pretrain_worker(config: dict) -> None:
         if start < end:
             reporter.phase(spec.seq_len, spec.global_batch, p.mlm_probability * spec.seq_len, nsp)
 
-            def next_batch(step: int, micro: int, phase=phase, index=index, offset=offset) -> dict:
+            def next_batch(step: int, micro: int, phase=phase, index=index, offset=offset, spec=spec) -> dict:
                 rows = micro_batch_rows(phase, p.seed, index, step - offset, micro, rank)
                 return make_batch(phase.train, rows, info, p.mlm_probability, p.whole_word_mask,
-                                  seeded(p.seed, step, micro * world + rank))
+                                  seeded(p.seed, step, micro * world + rank), budget(spec.seq_len))
 
             def before_micro(step: int, micro: int) -> None:
                 torch.manual_seed(seeded(p.seed, -2, step, micro * world + rank).initial_seed())
 
             train_steps(ddp, next_batch, opt, sched, start_step=max(start, offset), end_step=end,
                         accum=phase.accum, max_grad_norm=p.max_grad_norm, device=device,
-                        precision=p.precision, hooks=Hooks([reporter.on_step]), before_micro=before_micro)
+                        precision=p.precision, hooks=Hooks([reporter.on_step]), before_micro=before_micro,
+                        loader_workers=job.runtime.dataloader_workers)
         offset = end
     if start >= job.total_steps:  # nothing left (a finished run rerun): still hand back a final checkpoint
         reporter.evaluate(start)
@@ -214,6 +213,27 @@ def pretrain_worker(config: dict) -> None:
     if reporter.logger is not None and not reporter.logger.flush(job.runtime.tracking_flush_seconds):
         print(f"MLflow unreachable: {reporter.logger.pending} metric batches not delivered (checkpoints "
               f"are intact; the stage logs its final metrics when the server answers)", flush=True)
+
+
+def _restore(net, opt, sched) -> int:
+    """The step of the checkpoint Ray hands over (restored into net, opt, sched), else 0."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if not checkpoint:
+        return 0
+    with checkpoint.as_directory() as folder:
+        return load_state(Path(folder), net, opt, sched)
+
+
+def _network(job: PretrainJob, vocab_size: int, nsp: bool, pad_id: int) -> MaskedLMLoss:
+    """The model with its loss at the recipe's prediction budget; the encoder compiled if asked."""
+    p = job.recipe
+    net = MaskedLMLoss(build_model(job.init, p.model.model_dump(), vocab_size, nsp, pad_id, p.seed),
+                       prediction_budget(p))
+    if job.runtime.compile:
+        compile_encoder(net.bert)
+    return net
 
 
 def _tokens_before(phases: list, step: int) -> int:

@@ -3,10 +3,11 @@
 One project fine-tunes the real MiniLM on real NCBI-disease rows through the real stages (tune,
 finetune, evaluate, register, report as commands, one MLflow SQLite store), then:
 - the registry holds the encoder (partial BLURB score: never champion) and the task model
-  (champion), with their lineage tags; the model loaded back from `models:/...@champion`
+  (champion: its dev mean beats the NER sanity baseline, all O, on the same dev rows), with their
+  lineage tags; the model loaded back from `models:/...@champion`
   predicts exactly the finetune stage's prediction file;
 - the gate keeps a champion against a worse model, a partial score, a capped run against a full
-  one, and promotes a better one;
+  one, a model not above its sanity baseline, and promotes a better one;
 - `mlflow models serve` answers real NCBI-disease test sentences over HTTP with spans whose text
   is the input at the returned offsets;
 - the report opens in headless Chromium: a non-blank screenshot, the leaderboard's cells and flags;
@@ -110,7 +111,16 @@ def test_registry_holds_encoder_and_task_model_with_lineage(root: Path, client) 
     decisions = {d["name"]: d for d in json.loads((root / "metrics/register.json").read_text())["models"]}
     enc = decisions["pubmedlm-encoder"]
     assert not enc["promoted"] and "partial" in enc["reason"]  # 1 of 13 datasets: a partial BLURB score
-    assert decisions[f"pubmedlm-{TASK}"]["promoted"]  # the first version of a task model
+    task_model = decisions[f"pubmedlm-{TASK}"]
+    assert task_model["promoted"]  # the first version of a task model, above its sanity baseline
+    summary = json.loads((root / "metrics/evaluate.json").read_text())["datasets"][TASK]
+    sanity = summary["sanity"]
+    assert sanity["dev"] == sanity["test"] == 0.0 and sanity["rows"] == {"dev": 100, "test": 100}
+    assert task_model["sanity"] == 0.0 and summary["dev_mean"] > 0.0
+    assert task_model["dev"] == pytest.approx(summary["dev_mean"])
+    # No champion of the demo's registry at or below its sanity baseline on dev.
+    for d in decisions.values():
+        assert not d["promoted"] or d["dev"] > d["sanity"], d
 
     encoder = client.get_model_version_by_alias("pubmedlm-encoder", "candidate")
     with pytest.raises(Exception, match="champion"):
@@ -150,23 +160,33 @@ def test_gate_keeps_champion_against_worse_partial_and_capped(root: Path, client
     def reg(standing: Standing) -> dict:
         return register_version(source, name, standing, tags={}, description="gate test")
 
-    first = reg(Standing(70.0, tasks))
+    def above(score: float, **kw) -> Standing:  # dev above its sanity baseline
+        return Standing(score, tasks, **{"dev": 60.0, "sanity": 50.0, **kw})
+
+    unknown = reg(Standing(99.0, tasks))
+    assert not unknown["promoted"] and "sanity baseline" in unknown["reason"]
+    first = reg(above(70.0))
     assert first["promoted"] and first["reason"] == "no champion yet"
-    worse = reg(Standing(69.5, tasks))
+    v = client.get_model_version(name, first["version"])
+    assert (v.tags["gate.dev"], v.tags["gate.sanity"]) == ("60.000000", "50.000000")
+    at_sanity = reg(above(99.0, dev=50.0))
+    assert not at_sanity["promoted"] and at_sanity["reason"] == (
+        "dev 50.00 not above the sanity baseline's 50.00: never champion")
+    worse = reg(above(69.5))
     assert not worse["promoted"] and "not above" in worse["reason"]
-    partial = reg(Standing(95.0, tasks, partial=True))
+    partial = reg(above(95.0, partial=True))
     assert not partial["promoted"] and "partial" in partial["reason"]
-    proxy = reg(Standing(95.0, tasks, proxy=True))
+    proxy = reg(above(95.0, proxy=True))
     assert not proxy["promoted"]
-    capped = reg(Standing(90.0, tasks, capped=True))
+    capped = reg(above(90.0, capped=True))
     assert not capped["promoted"] and "capped" in capped["reason"]
-    other_tasks = reg(Standing(90.0, ("NCBI-disease",)))
+    other_tasks = reg(Standing(90.0, ("NCBI-disease",), dev=60.0, sanity=50.0))
     assert not other_tasks["promoted"] and "task set" in other_tasks["reason"]
     assert client.get_model_version_by_alias(name, "champion").version == first["version"]
     assert client.get_model_version_by_alias(name, "candidate").version == other_tasks["version"]
     v = client.get_model_version(name, worse["version"])
     assert v.tags["gate.promoted"] == "false" and "not above" in v.tags["gate.reason"]
-    better = reg(Standing(71.0, tasks))
+    better = reg(above(71.0))
     assert better["promoted"] and better["previous_champion"] == first["version"]
     assert client.get_model_version_by_alias(name, "champion").version == better["version"]
 
@@ -273,6 +293,11 @@ def test_report_renders_in_chromium(root: Path, tmp_path: Path, client) -> None:
     results = json.loads((root / "data/finetune" / TASK / "results.json").read_text())
     ours = header[1]
     assert "partial" in ours and "not comparable" in ours
+    sanity = next(i for i, h in enumerate(header) if h.startswith("sanity baseline"))
+    assert "partial" in header[sanity] and "not comparable" in header[sanity]
+    assert by_label["NCBI-disease"][sanity] == "0.00" and by_label["BC2GM"][sanity] == "–"
+    assert "This page is a demo: `dvc repro` with `params.yaml`" in text  # the first screen says what ran
+    assert "cp pipelines/profiles/paper.yaml params.yaml &amp;&amp; dvc repro" in text
     assert by_label["NCBI-disease"][1].startswith(f"{results['test']['mean']:.2f}")
     assert by_label["NCBI-disease"][header.index("PubMedBERT")] == "87.82"
     assert by_label["BC2GM"][1] == "–" and by_label["BLURB"][header.index("PubMedBERT")] == "81.16"

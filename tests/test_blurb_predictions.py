@@ -151,7 +151,7 @@ def _lines(rows: list[dict[str, Any]]) -> str:
 def test_bad_prediction_files_name_file_and_line(gold: Path, tmp_path: Path) -> None:
     gad = _perfect(gold, "GAD")
     assert _error(gold, tmp_path / "a", "GAD", _lines(gad[:-1])).startswith(
-        f"FILE: 1 gold ids have no prediction, e.g. {gad[-1]['id']}")
+        f"FILE: 1 of {len(gad)} gold ids have no prediction, e.g. {gad[-1]['id']}")
     assert _error(gold, tmp_path / "b", "GAD", _lines([*gad[:2], {"id": "nope", "prediction": "1"}])) == (
         "FILE:3: id 'nope' is not in the gold split (extra id)")
     bad_label = [*gad[:1], {"id": gad[1]["id"], "prediction": "yes"}]

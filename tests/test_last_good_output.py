@@ -1,9 +1,12 @@
-"""A failed or interrupted run never destroys the last good output.
+"""A failed or interrupted run never destroys the last good output; two runs at once never corrupt one.
 
-For corpus, vocab, pack and blurb-data, through the CLI on the real mirror: a good run, then a run
-with a bad input, then a run stopped by SIGTERM; after each, the good run's output folder and
-metrics file are byte-identical, no temporary folder is left, and the killed stage's MLflow run is
-KILLED. Plus hermetic tests of the publication swap, the mirror check and `evaluate --name`.
+For blurb-data, corpus, vocab, pack, tune and finetune, through the CLI on the real mirror: a good
+run, then a run with a bad input, then a run stopped by SIGTERM, then a rerun; after the failures
+the good run's output folders and metrics file are byte-identical, no temporary folder is left, the
+killed stage's MLflow run is KILLED and the processes it started (Ray's included) are gone; the
+rerun succeeds. Two blurb-data runs started together: the second is refused naming the first, or
+runs after it; the output is whole either way. Plus hermetic tests of the publication swap, the
+output lock, the mirror check and `evaluate --name`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import yaml
 
 from conftest import REPO, dvc_files
 from pubmedlm.infra.sources import MIRROR_ENV, SourceError, mirror_root
-from pubmedlm.project import Interrupted, atomic_dir, publication, stop_on_signals
+from pubmedlm.project import Busy, Interrupted, atomic_dir, output_lock, publication, stop_on_signals
 
 # stage -> (output folders, metrics file), relative to the project root
 OUTPUTS = {
@@ -30,13 +33,18 @@ OUTPUTS = {
     "corpus": (["data/corpus"], "metrics/corpus.json"),
     "vocab": (["data/vocab", "reports/vocab"], "metrics/vocab.json"),
     "pack": (["data/pack"], "metrics/pack.json"),
+    "tune": (["data/tune/BIOSSES"], "metrics/tune/BIOSSES.json"),
+    "finetune": (["data/finetune/BIOSSES"], "metrics/finetune/BIOSSES.json"),
 }
+TASK_ARGS = {"tune": ["--task", "BIOSSES"], "finetune": ["--task", "BIOSSES"]}
 # A bad input per stage (override, extra environment) and what the error says.
 BAD = {
     "blurb_data": ([], {MIRROR_ENV: "/no/such/dir"}, "PUBMEDLM_DATA_MIRROR=/no/such/dir: no such folder"),
     "corpus": (['corpus.inputs=["corpus/no/such/file.xml"]'], {}, "corpus/no/such/file.xml"),
     "vocab": (["vocab.reference_tokenizer=/no/such/tokenizer"], {}, "vocab.reference_tokenizer"),
     "pack": (["pack.tokenizer=/no/such/tokenizer"], {}, "/no/such/tokenizer"),
+    "tune": (["finetune.model=/no/such/model"], {}, "/no/such/model"),
+    "finetune": (["finetune.model=/no/such/model"], {}, "was searched for model 'minilm'"),
 }
 # Overrides that make the SIGTERM'd run take long enough to be caught while it works.
 SLOW = {
@@ -44,6 +52,8 @@ SLOW = {
     "corpus": ["corpus.max_documents=null"],
     "vocab": [],
     "pack": [],
+    "tune": ["tune.num_samples=4", "tune.search.epochs=[4, 4]", "finetune.max_train_examples=null"],
+    "finetune": ["finetune.seeds={default: 4}", "finetune.max_train_examples=null"],
 }
 
 
@@ -59,7 +69,7 @@ def _leftovers(root: Path) -> list[str]:
 
 
 def _cli(root: Path, env: dict[str, str], stage: str, sets: list[str]) -> subprocess.Popen:
-    args = [sys.executable, "-m", "pubmedlm.cli", stage.replace("_", "-")]
+    args = [sys.executable, "-m", "pubmedlm.cli", stage.replace("_", "-"), *TASK_ARGS.get(stage, [])]
     for s in sets:
         args += ["--set", s]
     return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -72,13 +82,56 @@ def _run(root: Path, env: dict[str, str], stage: str, sets: list[str] = ()) -> t
     return proc.returncode, out
 
 
-def _statuses(root: Path, stage: str) -> list[str]:
+def _descendants(pid: int) -> set[int]:
+    """Processes started by `pid`, however deep (Ray's GCS, raylet and workers included)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def _working(root: Path, proc: subprocess.Popen, stage: str) -> bool:
+    """The run is building its new output: a temporary folder exists, or (tune, finetune) a trial or
+    seed of the stage's run is running."""
+    if _leftovers(root):
+        return True
+    if stage not in TASK_ARGS or not (root / "mlflow.db").exists():
+        return False
+    try:
+        return _statuses(root, None).count("RUNNING") >= 2  # the task run and a child
+    except Exception:  # the store is being created by the run
+        return False
+
+
+def _statuses(root: Path, stage: str | None) -> list[str]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     exp = client.get_experiment_by_name("pubmedlm")
-    runs = client.search_runs([exp.experiment_id], f"tags.`pubmedlm.stage` = '{stage}'",
-                              order_by=["attributes.start_time ASC"])
+    if exp is None:
+        return []
+    where = f"tags.`pubmedlm.stage` = '{stage}'" if stage else ""
+    runs = client.search_runs([exp.experiment_id], where, order_by=["attributes.start_time ASC"])
     return [r.info.status for r in runs]
 
 
@@ -95,6 +148,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> tuple[Path, 
                             exclude_blurb_test=False, max_documents=400)
     params["vocab"].update(vocab_size=1000, heldout_max_documents=100)
     params["pack"].update(seq_lengths=[64], nsp=False)
+    params["finetune"].update(model="minilm", seeds={"default": 2}, max_train_examples=32, max_length=64)
+    params["tune"].update(num_samples=2,
+                          search=params["tune"]["search"] | {"epochs": [1, 1], "batch_size": [16]})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBMEDLM_", "MLFLOW_"))}
     env.update(PUBMEDLM_PROJECT_ROOT=str(root), PUBMEDLM_DATA_MIRROR=str(mirror),
@@ -102,7 +158,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> tuple[Path, 
     return root, env
 
 
-@pytest.mark.parametrize("stage", ["blurb_data", "corpus", "vocab", "pack"])  # the DAG's order
+@pytest.mark.parametrize("stage", ["blurb_data", "corpus", "vocab", "pack", "tune", "finetune"])  # DAG order
 def test_bad_input_and_sigterm_keep_the_last_good_output(site: tuple[Path, dict[str, str]],
                                                          stage: str) -> None:
     root, env = site
@@ -112,15 +168,15 @@ def test_bad_input_and_sigterm_keep_the_last_good_output(site: tuple[Path, dict[
 
     sets, extra_env, message = BAD[stage]
     rc, out = _run(root, env | extra_env, stage, sets)
-    assert rc != 0 and message in out, out
+    assert rc == 2 and message in out, out
     assert _snapshot(root, stage) == good
     assert _leftovers(root) == []
 
     proc = _cli(root, env, stage, SLOW[stage])
-    deadline = time.monotonic() + 120
-    # the run is stopped once it builds its new output beside the old one
-    while not _leftovers(root) and proc.poll() is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    while not _working(root, proc, stage) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    started = _descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out
@@ -129,6 +185,29 @@ def test_bad_input_and_sigterm_keep_the_last_good_output(site: tuple[Path, dict[
     assert _leftovers(root) == []
     assert _statuses(root, stage)[-1] == "KILLED"
     assert json.loads((root / OUTPUTS[stage][1]).read_text())  # still the good run's metrics
+    deadline = time.monotonic() + 30  # what the run started (Ray's processes too) stops with it
+    while _alive(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(started), [Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in _alive(started)]
+
+    rc, out = _run(root, env, stage)  # and a rerun succeeds
+    assert rc == 0, out
+    assert _statuses(root, stage)[-1] == "FINISHED"
+
+
+def test_two_runs_at_once_leave_a_whole_output(site: tuple[Path, dict[str, str]]) -> None:
+    """The second of two simultaneous blurb-data runs is refused naming the first (or, when the first
+    is already done, runs after it); the output is the same complete output either way."""
+    root, env = site
+    assert _run(root, env, "blurb_data")[0] == 0
+    good = dvc_files(root / "data/blurb_data")
+    procs = [_cli(root, env, "blurb_data", []) for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stdout.read()) for p in procs]
+    assert any(rc == 0 for rc, _ in results), results
+    for rc, out in results:
+        assert rc == 0 or (rc == 2 and "another run is writing these outputs (pid" in out), out
+    assert dvc_files(root / "data/blurb_data") == good
+    assert _leftovers(root) == []
 
 
 # Hermetic: the publication swap, signals, the mirror check and `evaluate --name`.
@@ -264,3 +343,42 @@ def test_evaluate_default_name_is_checked_too(tmp_path: Path, monkeypatch: pytes
     (tmp_path / "blurb").mkdir()
     result = CliRunner().invoke(app, ["evaluate", "--predictions", str(tmp_path / "blurb")])
     assert result.exit_code == 2 and "pipeline's own report" in result.output
+
+
+def test_a_second_writer_is_refused_naming_the_first(tmp_path: Path) -> None:
+    held = rf"tune@BIOSSES: another run is writing these outputs \(pid {os.getpid()} "
+    with output_lock("tune@BIOSSES", tmp_path):
+        with pytest.raises(Busy, match=held), output_lock("tune@BIOSSES", tmp_path):
+            pass
+        with output_lock("tune@NCBI-disease", tmp_path):  # another output: no conflict
+            pass
+    with output_lock("tune@BIOSSES", tmp_path):  # released on exit
+        pass
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    code = ("import sys, time; from pathlib import Path; from pubmedlm.project import output_lock\n"
+            "with output_lock('corpus', Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(Busy, match=rf"pid {holder.pid} on .*`pubmedlm "), output_lock("corpus", tmp_path):
+        pass
+    holder.kill()
+    holder.wait()
+    with output_lock("corpus", tmp_path):
+        pass
+
+
+def test_the_cli_refuses_a_stage_whose_outputs_are_being_written(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from pubmedlm.cli import app
+
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    monkeypatch.setenv("PUBMEDLM_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with output_lock("corpus", tmp_path):
+        result = CliRunner().invoke(app, ["corpus", "--params", str(tmp_path / "params.yaml")])
+    assert isinstance(result.exception, Busy) and "corpus: another run is writing" in str(result.exception)
+    assert not (tmp_path / "data" / "corpus").exists()

@@ -48,12 +48,14 @@ def _options(debug: DebugOpt = False) -> None:
 
 def _run_stage(name: str, params: Path, overrides: list[str] | None, **kwargs: object) -> None:
     from pubmedlm.infra.tracking_uri import check_tracking, tracking_uri
-    from pubmedlm.project import stop_on_signals
+    from pubmedlm.project import output_lock, stop_on_signals
 
     cfg = load_config(params, overrides or [])
     check_tracking(tracking_uri(cfg))  # an unreachable server fails here, before any compute
     module = importlib.import_module(f"pubmedlm.stages.{name}")
-    with stop_on_signals():  # SIGTERM unwinds the stage like Ctrl-C: temporary files go, outputs stay
+    # one writer per output (a second run is refused, naming the first); SIGTERM unwinds the stage
+    # like Ctrl-C: temporary files go, outputs stay
+    with output_lock(name + (f"@{kwargs['task']}" if "task" in kwargs else "")), stop_on_signals():
         result = module.run(cfg, params_file=params, **kwargs)
     console.print(f"[green]{name}[/green] done; MLflow run {result.run_id}")
     for label, path in result.outputs.items():
@@ -201,10 +203,12 @@ def blurb_cmd(
     blurb-<model>, one parent run per dataset with its trials and seeds); outputs in data/blurb/<model>/."""
     from pubmedlm.evaluate_model import run_blurb
     from pubmedlm.infra.tracking_uri import check_tracking, tracking_uri
+    from pubmedlm.project import stop_on_signals
 
     cfg = load_config(params, set_ or [])
     check_tracking(tracking_uri(cfg))
-    result = run_blurb(cfg, model, datasets or None, params_file=params)
+    with stop_on_signals():
+        result = run_blurb(cfg, model, datasets or None, params_file=params)
     Console(width=None if sys.stdout.isatty() else 160).print(
         Path(result.outputs["report"]).read_text(encoding="utf-8"))
     console.print(f"[green]blurb[/green] done: {result.outputs['report']} "
@@ -350,15 +354,18 @@ def main() -> None:
     (permissions, disk full, read-only volume) is one line and exit status 2; a signal is exit
     128+signal; anything else is a bug and keeps its traceback."""
     from pubmedlm.errors import USER_EXIT, UserError, environment_fault
-    from pubmedlm.project import Interrupted
+    from pubmedlm.project import interrupted_by
 
     try:
         app()
-    except Interrupted as e:
-        console.print(f"[red]stopped:[/red] {e}; the previous outputs and metrics are unchanged",
-                      highlight=False)
-        sys.exit(128 + e.signum)
-    except Exception as e:
+    except BaseException as e:
+        stop = interrupted_by(e)
+        if stop is not None:
+            console.print(f"[red]stopped:[/red] {stop}; the previous outputs and metrics are unchanged",
+                          highlight=False)
+            sys.exit(128 + stop.signum)
+        if not isinstance(e, Exception):
+            raise
         message = str(e) if isinstance(e, UserError) else environment_fault(e)
         if message is None:
             raise

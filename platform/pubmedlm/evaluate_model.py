@@ -17,7 +17,7 @@ from pathlib import Path
 from pubmedlm.config import Config
 from pubmedlm.finetune import plan
 from pubmedlm.finetune.heads import load_checked_tokenizer
-from pubmedlm.project import data_dir, project_root
+from pubmedlm.project import data_dir, output_lock, project_root
 from pubmedlm.stages import StageResult
 from pubmedlm.text.models import model_label, resolve_encoder
 
@@ -35,10 +35,11 @@ def run_blurb(cfg: Config, model: str, datasets: list[str] | None = None,
     label = model_label(model)
     out_base = data_dir("blurb", root) / label
     experiment = f"blurb-{label}"
-    for task in ids:
-        tune.run_task(cfg, task, params_file, model=model, out_base=out_base, experiment=experiment)
-        finetune.run_task(cfg, task, params_file, model=model, out_base=out_base, experiment=experiment)
-    result = evaluate.run_eval(cfg, params_file, out_base=out_base, name=label, experiment=experiment)
+    with output_lock(f"blurb-{label}", root):  # two `pubmedlm blurb` of one model: the second is refused
+        for task in ids:
+            tune.run_task(cfg, task, params_file, model=model, out_base=out_base, experiment=experiment)
+            finetune.run_task(cfg, task, params_file, model=model, out_base=out_base, experiment=experiment)
+        result = evaluate.run_eval(cfg, params_file, out_base=out_base, name=label, experiment=experiment)
     result.metrics["experiment"] = experiment
     return result
 

@@ -11,18 +11,24 @@ and metrics exactly as they were; the publication itself is shielded from SIGTER
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
+import socket
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pubmedlm.errors import UserError
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -57,6 +63,18 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
+
+
+def interrupted_by(error: BaseException) -> Interrupted | None:
+    """The `Interrupted` behind `error`, if any: a signal handled while a library's compiled code
+    waited (Ray's `wait`) comes back wrapped, e.g. as a `SystemError` caused by it."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, Interrupted):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 _shield = {"depth": 0, "pending": None}
@@ -165,12 +183,48 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         yield staging.dirs[0]
 
 
+class Busy(UserError, RuntimeError):
+    """Another run is writing the same outputs."""
+
+
+@contextmanager
+def output_lock(name: str, root: Path | None = None) -> Iterator[None]:
+    """While held, no other run in this project may write `name`'s outputs (a stage, `tune@TASK`, a
+    `pubmedlm blurb` model): a second run is refused at once with a `Busy` naming the holder. An
+    advisory lock (`flock`) on `data/.locks/<name>.lock`, released by the OS however the holder ends,
+    so a killed run never leaves a stale lock."""
+    folder = (root or project_root()) / "data" / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{name.replace('/', '_')}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "a process starting up"
+            raise Busy(f"{name}: another run is writing these outputs ({holder}); wait for it to end "
+                       "or stop it, then run again") from None
+        command = " ".join(["pubmedlm", *sys.argv[1:]])
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}: `{command}` since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (sorted keys, stable bytes for DVC)."""
+    """Write JSON atomically (sorted keys, stable bytes for DVC): a reader sees the old file or the
+    new one, never part of one, also with two writers at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_yaml(path: Path, data: Any) -> None:

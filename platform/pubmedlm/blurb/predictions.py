@@ -133,9 +133,12 @@ def read_predictions(path: Path, task: Task, gold_rows: list[Row]) -> tuple[list
         if pid in preds:
             raise PredictionError(f"{where}: id {pid!r} predicted twice (first on line {first_line[pid]})")
         preds[pid], first_line[pid] = _value(task, row["prediction"], by_id[pid], where), lineno
+    if not preds:
+        raise PredictionError(f"{path}: empty file (no predictions); expected one line per gold id "
+                              f"({len(gold_rows)} ids)")
     missing = [r["id"] for r in gold_rows if r["id"] not in preds]
     if missing:
-        raise PredictionError(f"{path}: {len(missing)} gold ids have no prediction, "
+        raise PredictionError(f"{path}: {len(missing)} of {len(gold_rows)} gold ids have no prediction, "
                               f"e.g. {', '.join(missing[:5])}")
     return gold_rows, [preds[r["id"]] for r in gold_rows]
 

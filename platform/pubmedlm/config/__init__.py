@@ -12,6 +12,7 @@ validation failure into a ``ConfigError`` that names the offending key and the f
 from __future__ import annotations
 
 import copy
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,8 @@ def _is_text_field(keys: list[str]) -> bool:
         if key not in fields:
             return False
         ann = fields[key].annotation
-        args = set(typing.get_args(ann)) - {type(None)} if typing.get_origin(ann) is not None else {ann}
+        union = typing.get_origin(ann) in (typing.Union, types.UnionType)
+        args = set(typing.get_args(ann)) - {type(None)} if union else {ann}
         if i < len(keys) - 1:
             models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
             if len(models) != 1:
@@ -120,6 +122,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{loc}'")
+        elif e["type"] == "missing" and e["loc"] and isinstance(e["loc"][-1], int):  # a short tuple
+            parent = ".".join(str(p) for p in e["loc"][:-1])
+            lines.append(f"{source}: bad value for '{parent}': item {e['loc'][-1] + 1} is missing")
         elif e["type"] == "missing":
             lines.append(f"{source}: missing key '{loc}'")
         else:

@@ -54,5 +54,9 @@ def read_yaml(path: Path, error: type[Exception] = ConfigError) -> Any:
         return yaml.load(text, Loader=_StrictLoader)
     except _DuplicateKey as e:
         raise error(f"{path}: {e}") from None
+    except yaml.MarkedYAMLError as e:  # one line: where, and what YAML expected there
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise error(f"{where}: not valid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise error(f"{path}: not valid YAML: {e}") from None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 
 from pubmedlm.config import Config
@@ -46,11 +48,18 @@ def init_ray(cfg: Config) -> None:
     that sets the same variables again, so only the ones the job does not set are added."""
     import ray
 
+    # Ray Tune's own Ctrl-C handler ends a search early and returns its trials as if it were done,
+    # which a stage would publish; the stage's handler (`project.stop_on_signals`) stops it instead.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     if not ray.is_initialized():
         env = worker_env()
         if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:  # a Ray job: its working_dir sets PYTHONPATH
             taken = _job_env_keys() | {"PYTHONPATH"}
             env = {k: v for k, v in env.items() if k not in taken}
+        # A local Ray installs its own SIGTERM handler (kill Ray's processes, exit 1); the stage's
+        # (`project.stop_on_signals`) stays: the stage unwinds, and Ray's exit hook stops them.
+        main = threading.current_thread() is threading.main_thread()
+        handler = signal.getsignal(signal.SIGTERM) if main else None
         try:
             ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": env},
                      log_to_driver=cfg.runtime.progress)
@@ -59,6 +68,9 @@ def init_ray(cfg: Config) -> None:
                 f"runtime.ray_address {cfg.runtime.ray_address!r}: no Ray cluster reachable ({e}); "
                 "start one (`ray start --head`) or leave runtime.ray_address empty for a local Ray"
             ) from e
+        finally:
+            if callable(handler):
+                signal.signal(signal.SIGTERM, handler)
 
 
 def storage_path(cfg: Config, root: Path) -> str:

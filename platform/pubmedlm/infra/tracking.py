@@ -26,7 +26,7 @@ from pubmedlm import __version__
 from pubmedlm.config import Config
 from pubmedlm.infra.lineage import git_state, lineage_hash
 from pubmedlm.infra.tracking_uri import tracking_uri
-from pubmedlm.project import Interrupted, project_root
+from pubmedlm.project import interrupted_by, project_root
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -107,7 +107,7 @@ def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: s
               run_name: str | None = None, experiment: str | None = None,
               resume_run_id: str | None = None, tags: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
     """Open the MLflow run of one stage; the run ends FAILED if the stage raises, KILLED if it is
-    interrupted (KeyboardInterrupt, `project.Interrupted`).
+    interrupted (KeyboardInterrupt, `project.Interrupted`, also wrapped by a library).
 
     `run_name` (default: the stage) and `experiment` (default: runtime.mlflow_experiment) name it;
     `resume_run_id` reopens an existing run instead (fine-tuning adds its seeds to the task's run
@@ -140,8 +140,13 @@ def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: s
         assert handle.run_id == run.info.run_id
         try:
             yield handle
-        except (KeyboardInterrupt, Interrupted):  # Ctrl-C, SIGTERM under `project.stop_on_signals`
+        except BaseException as e:  # Ctrl-C, SIGTERM under `project.stop_on_signals`: KILLED
+            stop = interrupted_by(e)
+            if stop is None and not isinstance(e, KeyboardInterrupt):
+                raise
             mlflow.end_run("KILLED")
+            if stop is not None and stop is not e:
+                raise stop from None  # unwrapped: the caller sees the signal, not the library's wrapper
             raise
 
 

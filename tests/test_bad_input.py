@@ -264,7 +264,7 @@ def test_bad_input_ends_in_one_clear_line(probe: Probe, tmp_path: Path, monkeypa
     monkeypatch.chdir(root)
     monkeypatch.setenv("PUBMEDLM_PROJECT_ROOT", str(root))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
-    monkeypatch.delenv("PUBMEDLM_DEBUG", raising=False)
+    monkeypatch.setenv("PUBMEDLM_DEBUG", "0")  # restored after the test, also when --debug sets it
     for key, value in probe.env.items():
         monkeypatch.setenv(key, _fill(value, root))
     if probe.build is not None:
@@ -290,7 +290,7 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path: Path, monkeypatch: 
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["pubmedlm", "--debug", "corpus", "-p", "nope.yaml"])
-    monkeypatch.delenv("PUBMEDLM_DEBUG", raising=False)
+    monkeypatch.setenv("PUBMEDLM_DEBUG", "0")  # restored after the test, also when --debug sets it
     with pytest.raises(SystemExit) as stopped:
         main()
     err = capsys.readouterr().err

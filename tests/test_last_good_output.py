@@ -111,16 +111,26 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 def _working(root: Path, proc: subprocess.Popen, stage: str) -> bool:
-    """The run is building its new output: a temporary folder exists, or (tune, finetune) a trial or
-    seed of the stage's run is running."""
+    """The run is building its new output: a temporary folder exists, or (tune, finetune) its
+    MLflow run is open and a Ray worker runs a trial or seed (named `ray::<task>`, not IDLE)."""
     if _leftovers(root):
         return True
     if stage not in TASK_ARGS or not (root / "mlflow.db").exists():
         return False
+    idle = (b"ray::IDLE", b"ray::DashboardAgent", b"ray::RuntimeEnvAgent")
+    workers = [pid for pid in _descendants(proc.pid)
+               if _cmdline(pid).startswith(b"ray::") and not _cmdline(pid).startswith(idle)]
     try:
-        return _statuses(root, None).count("RUNNING") >= 2  # the task run and a child
-    except Exception:  # the store is being created by the run
+        return bool(workers) and _statuses(root, stage)[-1] == "RUNNING"
+    except Exception:  # the store is being written by the run
         return False
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _statuses(root: Path, stage: str | None) -> list[str]:
@@ -148,8 +158,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> tuple[Path, 
                             exclude_blurb_test=False, max_documents=400)
     params["vocab"].update(vocab_size=1000, heldout_max_documents=100)
     params["pack"].update(seq_lengths=[64], nsp=False)
-    params["finetune"].update(model="minilm", seeds={"default": 2}, max_train_examples=32, max_length=64)
-    params["tune"].update(num_samples=2,
+    params["finetune"].update(model="minilm", seeds={"default": 1}, max_train_examples=32, max_length=64)
+    params["tune"].update(num_samples=1, startup_trials=1,
                           search=params["tune"]["search"] | {"epochs": [1, 1], "batch_size": [16]})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBMEDLM_", "MLFLOW_"))}
@@ -188,7 +198,7 @@ def test_bad_input_and_sigterm_keep_the_last_good_output(site: tuple[Path, dict[
     deadline = time.monotonic() + 30  # what the run started (Ray's processes too) stops with it
     while _alive(started) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(started), [Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in _alive(started)]
+    assert not _alive(started), [_cmdline(p)[:80] for p in _alive(started)]
 
     rc, out = _run(root, env, stage)  # and a rerun succeeds
     assert rc == 0, out

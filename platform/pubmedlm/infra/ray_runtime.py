@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pubmedlm.config import Config
 from pubmedlm.errors import UserError
+from pubmedlm.project import Interrupted
 
 
 class RayStartError(UserError, RuntimeError):
@@ -68,6 +69,11 @@ def init_ray(cfg: Config) -> None:
                 f"runtime.ray_address {cfg.runtime.ray_address!r}: no Ray cluster reachable ({e}); "
                 "start one (`ray start --head`) or leave runtime.ray_address empty for a local Ray"
             ) from e
+        except SystemExit as e:  # SIGTERM during ray.init reached Ray's handler (`sys.exit(signum)`)
+            ray.shutdown()  # stop what the half-done start launched
+            if callable(handler) and e.code == signal.SIGTERM:
+                raise Interrupted(signal.SIGTERM) from None
+            raise
         finally:
             if callable(handler):
                 signal.signal(signal.SIGTERM, handler)

@@ -102,6 +102,15 @@ def _os_fault(code: int, name: str, method: str = "read_text") -> Build:
     return build
 
 
+def _limit(max_bytes: int) -> Build:
+    """A smaller longest-line/document limit (the real one is 16 MiB), so the probe file stays small."""
+    def build(_root: Path, mp: pytest.MonkeyPatch) -> None:
+        from pubmedlm.corpus import stream
+
+        mp.setattr(stream, "MAX_LINE_BYTES", max_bytes)
+    return build
+
+
 def _corpus_file(name: str, data: bytes) -> Build:
     return _text(f"inputs/{name}", data)
 
@@ -173,6 +182,11 @@ PROBES = [
           _corpus_file("cut.xml.gz", gzip.compress(b"<PubmedArticleSet>" + b"<x>y</x>" * 500)[:60])),
     Probe("corpus-input-bad-xml", _corpus("bad.xml"), "bad.xml: malformed XML at line 2, column 9",
           _corpus_file("bad.xml", b"<PubmedArticleSet><PubmedArticle><MedlineCitation>\n</Pubmed")),
+    Probe("corpus-input-no-line-breaks", _corpus("one-line.txt"),
+          "one-line.txt: line 1 (from byte 0) runs over 1 MiB",
+          _with(_limit(1 << 20), _corpus_file("one-line.txt", b"word " * 300_000))),
+    Probe("corpus-input-no-blank-lines", _corpus("no-blanks.txt"), "the document from line 1 runs over 1 MiB",
+          _with(_limit(1 << 20), _corpus_file("no-blanks.txt", b"a sentence of words.\n" * 60_000))),
     Probe("vocab-without-corpus", ["vocab"], "data/corpus: no train-*.jsonl shards (run the corpus stage"),
     Probe("pack-without-vocab", ["pack"], "data/vocab: no such tokenizer folder"),
     Probe("vocab-shard-cut", ["vocab"], "train-00000.jsonl:2: not a complete JSON record",

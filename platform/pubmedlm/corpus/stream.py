@@ -14,6 +14,10 @@ from typing import BinaryIO
 from pubmedlm.corpus.errors import CorpusError
 
 CHUNK = 1 << 20  # 1 MiB: large enough to amortize the per-call cost, small enough to stay flat
+MAX_LINE_BYTES = 16 << 20
+"""The longest line (and plain-text document) an input may hold: a MEDLINE abstract is a few KiB,
+a whole PMC article a few hundred; a longer one is a file without line breaks (or blank lines), which
+would become one document many times its size in memory."""
 
 
 class TruncatedInput(CorpusError):
@@ -109,6 +113,11 @@ class Stream:
         for chunk in self.chunks():
             if b"\n" not in chunk:
                 pending.append(chunk)
+                if sum(map(len, pending)) > MAX_LINE_BYTES:
+                    raise CorpusError(
+                        f"{self.label}: line {lineno + 1} (from byte {offset}) runs over "
+                        f"{MAX_LINE_BYTES >> 20} MiB without a line break; text inputs hold documents "
+                        "separated by blank lines, JSON Lines one record a line: check the file's format")
                 continue
             lines = (b"".join(pending) + chunk).split(b"\n")
             pending = [lines.pop()]

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from pubmedlm.corpus import stream as stream_module
 from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.pmc import read_nxml_bytes
 from pubmedlm.corpus.records import BadRecord, Item, Record
@@ -70,18 +71,23 @@ def read_text(path: Path, source: str, skip_bad: bool = False) -> Iterator[Item]
     """Blank-line-separated documents of a text file."""
     with Stream(path, source) as stream:
         block: list[str] = []
-        start, bad_line = 0, 0
+        start, bad_line, size = 0, 0, 0
         try:
             for lineno, line in _book_lines(_decoded_lines(stream, source, skip_bad)):
                 if line is not None and line.strip():
                     block.append(line)
-                    start = start or lineno
+                    start, size = start or lineno, size + len(line)
+                    if size > stream_module.MAX_LINE_BYTES:
+                        raise CorpusError(
+                            f"{source}: the document from line {start} runs over "
+                            f"{stream_module.MAX_LINE_BYTES >> 20} MiB without a blank line; documents in a "
+                            "text input are separated by blank lines")
                     continue
                 if line is None:  # undecodable: poison the block it belongs to
                     bad_line, start = bad_line or lineno, start or lineno
                     continue
                 yield from _flush(source, block, start, bad_line)
-                block, start, bad_line = [], 0, 0
+                block, start, bad_line, size = [], 0, 0, 0
         except TruncatedInput as e:
             if not skip_bad:
                 raise

@@ -284,7 +284,7 @@ def test_markdown_json_and_plot(tmp_path: Path) -> None:
     runs = _runs({"BIO": BASE, "IO": _shift(BASE, 0.2), "BIOUL": _shift(BASE, -0.3)})
     result = analyse(study, runs)
     text = markdown(result, "differences.png")
-    assert "93.11" in text and "93.33" in text and "held fixed" in text
+    assert "93.11" in text and "93.33" in text and "held fixed" in text and "BLURB*" in text
     assert f"the claim {result['claim']['outcome']}" in text and "| IO | BC5-chem |" in text
     out = write(result, tmp_path / "report")
     assert json.loads(out["json"].read_text())["claim"]["outcome"] == result["claim"]["outcome"]

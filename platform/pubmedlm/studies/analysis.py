@@ -220,7 +220,7 @@ def analyse(study: Study, runs: Mapping[str, RunResults], *, gold_dir: Path | No
     """The whole analysis of a study's runs (variant -> `RunResults`) as JSON-ready data."""
     diffs = differences(study, runs, gold_dir=gold_dir, bootstrap=bootstrap)
     return {"study": study.name, "description": study.description, "baseline": study.baseline,
-            "datasets": study.datasets, "variants": {v: study.overrides_of(v) for v in study.variants},
+            "datasets": study.datasets, "overrides": study.overrides, "variants": study.variants,
             "hparams": study.hparams, "fixed": study.fixed.model_dump() if study.fixed else None,
             "seeds": study.seeds, "paper_source": study.paper_source,
             "missing": [v for v in study.variants if v not in runs],

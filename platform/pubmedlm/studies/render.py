@@ -33,14 +33,22 @@ def _score(cell: Mapping[str, Any]) -> str:
     return f"{cell['mean']:.2f} ± {cell['std']:.2f} (n={cell['n']})"
 
 
+def _label(place: str, result: Mapping[str, Any]) -> str:
+    """`BLURB*` when the study's datasets are not all 13 (the BLURB weighting over them only)."""
+    from pubmedlm.blurb.tasks import all_tasks
+
+    return f"{BLURB}*" if place == BLURB and set(result["datasets"]) != set(all_tasks()) else place
+
+
 def _places(result: Mapping[str, Any]) -> list[str]:
     first = result["table"][0]["cells"] if result["table"] else {}
     return [d for d in [*result["datasets"], BLURB] if d in first]
 
 
 def _setup(result: Mapping[str, Any]) -> list[str]:
-    lines = [f"Baseline: `{result['baseline']}`. Variants (`--set` overrides on the base params):", ""]
-    lines += [f"- `{v}`: {', '.join(f'`{o}`' for o in sets) or '(base params)'}"
+    common = ", ".join(f"`{o}`" for o in result["overrides"]) or "none"
+    lines = [f"Baseline: `{result['baseline']}`. Every variant: {common}; then (`--set` overrides):", ""]
+    lines += [f"- `{v}`: {', '.join(f'`{o}`' for o in sets) or '(nothing more)'}"
               for v, sets in result["variants"].items()]
     if result["hparams"] == "fixed":
         values = ", ".join(f"{k}={v}" for k, v in result["fixed"].items())
@@ -55,7 +63,8 @@ def _setup(result: Mapping[str, Any]) -> list[str]:
 
 def _table_md(result: Mapping[str, Any]) -> list[str]:
     places = _places(result)
-    head = ["variant", *[f"{p} ours" for p in places], *[f"{p} paper" for p in places]]
+    head = ["variant", *[f"{_label(p, result)} ours" for p in places],
+            *[f"{_label(p, result)} paper" for p in places]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["table"]:
         cells = row["cells"]
@@ -68,13 +77,14 @@ def _diffs_md(result: Mapping[str, Any]) -> list[str]:
     lines = ["| variant − baseline | dataset | ours | Welch 95% (seeds) | bootstrap 95% (best-dev seeds) "
              "| verdict | paper |", "|---|---|---|---|---|---|---|"]
     for d in result["differences"]:
-        lines.append(f"| {d['variant']} | {d['dataset']} | {_signed(d['diff'])} | {_iv(d['welch'])} | "
+        lines.append(f"| {d['variant']} | {_label(d['dataset'], result)} | {_signed(d['diff'])} | "
+                     f"{_iv(d['welch'])} | "
                      f"{_iv(d['bootstrap'])} | {d['verdict']} | {_signed(d['paper_diff'])} |")
     return lines
 
 
 def _claim_md(claim: Mapping[str, Any]) -> list[str]:
-    lines = [f"> {claim['text']}", "", f"**On our runs the claim {claim['outcome']}.**", ""]
+    lines = [f"> {claim['text'].strip()}", "", f"**On our runs the claim {claim['outcome']}.**", ""]
     for r in claim["rules"]:
         rule = ", ".join(f"{k}={v}" for k, v in r["rule"].items() if k != "kind")
         counts = {o: sum(c["outcome"] == o for c in r["cells"]) for o in ("holds", "inconclusive", "fails",
@@ -97,6 +107,10 @@ def markdown(result: Mapping[str, Any], plot: str | None = None) -> str:
               "A verdict is *better* / *worse* when the 95% interval (Welch over seeds; the bootstrap with "
               "one seed) excludes 0, else *same*. `paper`: the paper's variant minus its baseline.", ""]
     lines += _diffs_md(result)
+    if any(_label(p, result) != p for p in _places(result)):
+        lines += ["", f"{BLURB}*: the BLURB weighting (task types equal, datasets equal within a type) "
+                  "over the study's datasets only: not the 13-dataset BLURB score, nor comparable with "
+                  "the paper's."]
     lines += ["", "## The claim", "", *_claim_md(result["claim"])]
     if plot:
         lines += ["", f"![differences to the baseline]({plot})"]
@@ -126,7 +140,7 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
             if d["paper_diff"] is not None:
                 ax.plot([d["paper_diff"]], [y], "x", color=PAPER, ms=8, label="paper")
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(place)
+        ax.set_title(_label(place, result))
         ax.set_xlabel(f"− {result['baseline']}")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(variants)), variants)

@@ -16,7 +16,8 @@ OURS_COLORS = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed): every plot of the platform."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,18 +26,19 @@ def _plt():
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a PNG with stable bytes (no software stamp) and close the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def pretrain_curves(history: Mapping[str, Sequence[tuple[int, float]]], path: Path, title: str = "") -> Path:
     """Loss and MLM accuracy against step: `history[metric] = [(step, value), ...]` with the
     pretraining metric names (`train/loss`, `train/mlm_accuracy`, `heldout/mlm_loss`, ...)."""
-    plt = _plt()
+    plt = pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     panels = ((loss_ax, ("train/loss", "train/mlm_loss", "heldout/mlm_loss"), "loss"),
               (acc_ax, ("train/mlm_accuracy", "heldout/mlm_accuracy"), "MLM accuracy"))
@@ -54,14 +56,14 @@ def pretrain_curves(history: Mapping[str, Sequence[tuple[int, float]]], path: Pa
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title or "Pretraining")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def blurb_scores(datasets: Sequence[str], ours: Mapping[str, Mapping[str, tuple[float, float]]],
                  published: Mapping[str, Mapping[str, float]], path: Path) -> Path:
     """Per-dataset test scores: bars for our runs (error bar: std over seeds), a marker per
     published model. `ours[run][dataset] = (mean, std)`; `published[model][dataset] = score`."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(datasets) + 3), 4.8))
     n = max(1, len(ours))
     width = 0.8 / n
@@ -81,13 +83,13 @@ def blurb_scores(datasets: Sequence[str], ours: Mapping[str, Mapping[str, tuple[
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower left")
     ax.set_title("BLURB test scores: our runs (bars, ± std over seeds) and the published models (markers)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def hpo_trials(trials: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path:
     """Learning rate against dev score of every trial, one panel per dataset; colour: batch
     size; hollow: stopped early by ASHA; x: failed (drawn at 0)."""
-    plt = _plt()
+    plt = pyplot()
     tasks = list(trials)
     cols = min(4, max(1, len(tasks)))
     rows = max(1, math.ceil(len(tasks) / cols))
@@ -118,7 +120,7 @@ def hpo_trials(trials: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) ->
                 plt.Line2D([], [], marker="x", linestyle="", color="0.3", label="failed")]
     fig.legend(handles=handles, loc="upper right", fontsize=7)
     fig.suptitle("Hyperparameter search: every trial")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-__all__ = ["blurb_scores", "hpo_trials", "pretrain_curves"]
+__all__ = ["blurb_scores", "hpo_trials", "pretrain_curves", "pyplot", "save_figure"]

@@ -120,12 +120,12 @@ def markdown(result: Mapping[str, Any], plot: str | None = None) -> str:
 def plot(result: Mapping[str, Any], path: Path) -> Path:
     """Dot-and-whisker: one panel per dataset, a row per variant, our difference to the baseline
     with its Welch whisker (and the bootstrap's, thinner), the paper's difference as an x."""
-    from pubmedlm.report.plots import _plt, _save
+    from pubmedlm.report.plots import pyplot, save_figure
 
     diffs = result["differences"]
     places = [p for p in [*result["datasets"], BLURB] if any(d["dataset"] == p for d in diffs)] or ["-"]
     variants = list(dict.fromkeys(d["variant"] for d in diffs))
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(places), figsize=(3.6 * len(places) + 1.5, 0.6 * len(variants) + 1.8),
                              squeeze=False, sharey=True)
     for ax, place in zip(axes[0], places, strict=True):
@@ -150,7 +150,7 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
         axes[0][0].legend(dict(zip(labels, handles, strict=True)).values(),
                           dict(zip(labels, handles, strict=True)).keys(), fontsize=8)
     fig.suptitle(f"Study {result['study']}: difference to the baseline (95% intervals)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write(result: Mapping[str, Any], folder: Path) -> dict[str, Path]:

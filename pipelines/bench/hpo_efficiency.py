@@ -21,6 +21,16 @@ and wall time (the search's includes Ray's start-up of trials).
     .venv/bin/python pipelines/bench/hpo_efficiency.py                         # ~40 min on 2 CPU cores
     .venv/bin/python pipelines/bench/hpo_efficiency.py --max-train 0 --epochs 10  # full train sets (GPU)
 
+`--overhead N` measures instead the per-trial overhead of the tune stage's search: N trials of one
+epoch each (random search, no early stopping, no budget), one at a time, each reporting the seconds
+from its start to its first optimizer step and from its last step to its result (`overhead_start_s`,
+`overhead_end_s`: the dev scoring and the tracking call), and the search's wall time left outside the
+trials (Ray Tune's scheduling):
+
+    .venv/bin/python pipelines/bench/hpo_efficiency.py --overhead 5 --tasks NCBI-disease --max-train 200
+
+Ends with `SUMMARY hpo_overhead: <task> first trial start A s / end B s; later trials start C s / end D s`.
+
 Ends with one line:
 `SUMMARY hpo_efficiency: <task> grid D1 (C1 trial-epochs) vs optuna+asha D2 (C2, x% of grid compute, \
 gap G); ...`
@@ -33,6 +43,7 @@ come within 0.5 points of the grid's best (trials run one at a time, so the coun
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -63,7 +74,7 @@ def grid(settings, epochs: int) -> dict:
 
 
 def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: bool,
-           budget: int | None) -> dict:
+           budget: int | None, scheduler: str = "asha") -> dict:
     import mlflow
 
     from pubmedlm.config import FloatRange, SearchSpace, TuneConfig
@@ -75,7 +86,7 @@ def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: 
     space = SearchSpace(learning_rate=FloatRange(low=8e-6, high=8e-5, log=True), batch_size=list(GRID_BATCH),
                         epochs=(1 if epoch_range else epochs, epochs),
                         **{k: FloatRange(low=v, high=v) for k, v in FIXED.items()})
-    tune_cfg = TuneConfig(num_samples=samples, search=space, scheduler="asha", grace_period=1,
+    tune_cfg = TuneConfig(num_samples=samples, search=space, scheduler=scheduler, grace_period=1,
                           reduction_factor=3, startup_trials=startup, max_concurrent=1, seed=SEED,
                           budget_epochs=budget)
     mlflow.set_experiment("hpo-benchmark")
@@ -92,6 +103,28 @@ def search(cfg, settings, epochs: int, samples: int, startup: int, epoch_range: 
     best = max(max(r["dev_curve"]) for r in out["trials"] if r["dev_curve"])
     return {"best": best, "trial_epochs": out["trial_epochs"], "wall": out["wall_seconds"],
             "rows": out["trials"]}
+
+
+def overhead(cfg, settings, trials: int) -> str:
+    """Per-trial overhead of `trials` one-epoch trials (see the module docstring); the summary part."""
+    t0 = time.time()
+    out = search(cfg, settings, 1, trials, trials, False, None, scheduler="fifo")
+    print(f"{settings.task}: {trials} trials in {out['wall']:.1f} s (driver, Ray start-up included: "
+          f"{time.time() - t0:.1f} s)")
+    print("| trial | start -> first step s | last step -> result s | of which dev scoring s |\n"
+          "|---|---|---|---|")
+    for r in out["rows"]:
+        print(f"| {r['trial']} | {r['overhead_start_s']:.2f} | {r['overhead_end_s']:.2f} | "
+              f"{r['eval_s']:.2f} |")
+    first, later = out["rows"][0], out["rows"][1:]
+
+    def med(key: str) -> float:
+        return float(statistics.median(r[key] for r in later)) if later else float("nan")
+
+    return (f"{settings.task} first trial start {first['overhead_start_s']:.2f} s / end "
+            f"{first['overhead_end_s']:.2f} s (dev scoring {first['eval_s']:.2f} s); later trials (median "
+            f"of {len(later)}) start {med('overhead_start_s'):.2f} s / end {med('overhead_end_s'):.2f} s "
+            f"(dev scoring {med('eval_s'):.2f} s); search wall {out['wall']:.0f} s")
 
 
 def to_target(curves: list[list[float]], target: float) -> int | None:
@@ -119,18 +152,27 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.4,
                     help="the search's compute budget as a share of the grid's trial-epochs (0: none)")
     ap.add_argument("--max-train", type=int, default=500, help="cap on training rows (0: full train set)")
+    ap.add_argument("--max-eval", type=int, default=0, help="cap on dev rows (0: full dev set)")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--overhead", type=int, default=0,
+                    help="measure the per-trial overhead with N trials instead")
     a = ap.parse_args()
     cap = a.max_train or None
     root = make_project(list(a.tasks), {
         "runtime": {"cpus_per_worker": 2, "progress": False, "micro_batch_size": 32},
-        "finetune": {"model": "minilm", "max_train_examples": cap, "attention_dropout": None}}, a.workdir)
+        "finetune": {"model": "minilm", "max_train_examples": cap, "max_eval_examples": a.max_eval or None,
+                     "attention_dropout": None}}, a.workdir)
     from pubmedlm.config import load_config
     from pubmedlm.finetune import plan
     from pubmedlm.project import data_dir
     from pubmedlm.text.models import resolve_model
 
     cfg = load_config(root / "params.yaml")
+    if a.overhead:
+        parts = [overhead(cfg, plan.settings(cfg, t, resolve_model("minilm"), data_dir("blurb_data", root)),
+                          a.overhead) for t in a.tasks]
+        print("SUMMARY hpo_overhead: " + "; ".join(parts))
+        return
     summary, lines = [], ["| task | side | best dev | trial-epochs | wall s |", "|---|---|---|---|---|"]
     for task in a.tasks:
         settings = plan.settings(cfg, task, resolve_model("minilm"), data_dir("blurb_data", root))

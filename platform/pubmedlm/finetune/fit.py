@@ -4,8 +4,16 @@ Training runs on the platform's one loop (`train.loop.train_steps`): AdamW with 
 then linear decay to 0 over all steps (the pretraining optimizer, `train.optim`),
 bf16 autocast, gradient clipping, accumulation of micro-batches up to the configured batch.
 Each epoch is a fresh seeded shuffle; its last partial batch is dropped (a different one each
-epoch). After each epoch the dev split is scored with the task's BLURB metric and handed to
-`on_epoch` (Ray Tune reports it; ASHA may stop the trial there).
+epoch). Batches are grouped by length (`finetune.length_group_batches`, as HF's `group_by_length`):
+the shuffled rows are cut into groups of that many batches, each group sorted by length and cut into
+batches, and the batches of the epoch shuffled again (all seeded): a batch pads to similar lengths,
+so most of the compute goes to real tokens. After each epoch the dev split is scored with the task's
+BLURB metric and handed to `on_epoch` (Ray Tune reports it; ASHA may stop the trial there).
+
+The encoded splits come from `finetune.cache` (tokenized once per task, tokenizer, codec and caps,
+kept in memory and on disk); evaluation batches are collated once per split and reused every epoch.
+`Fitted` carries what a cost ledger and the per-trial overhead need: training seconds, non-padding
+tokens trained, and the clock times of the first optimizer step's start and the last one's end.
 
 A non-finite loss stops the run with a `FinetuneError` naming the step: a diverged trial is a
 failed trial, recorded as such, not a silent zero.
@@ -16,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +32,12 @@ import numpy as np
 import torch
 
 from pubmedlm.blurb import tasks
-from pubmedlm.blurb.normalized import Row, read_jsonl
 from pubmedlm.blurb.predictions import score_dataset
 from pubmedlm.config import FinetuneConfig, RuntimeConfig
+from pubmedlm.finetune.cache import encoded_split
 from pubmedlm.finetune.features import CodecOptions, Encoded, FinetuneError, TaskCodec, codec_options, collate
 from pubmedlm.finetune.heads import TaskModel, build_model, check_model, load_checked_tokenizer
-from pubmedlm.train.loop import Hooks, autocast, train_steps
+from pubmedlm.train.loop import Hooks, autocast, compile_encoder, train_steps
 from pubmedlm.train.optim import optimizer_and_schedule
 
 HPARAMS = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay", "dropout")
@@ -66,6 +74,8 @@ class Settings:
     gold_dir: str
     finetune: FinetuneConfig
     runtime: RuntimeConfig
+    features_dir: str = ""
+    """The disk cache of encoded splits (`finetune.cache`); "" keeps them in memory only."""
 
     @property
     def codec(self) -> CodecOptions:
@@ -84,42 +94,47 @@ class Settings:
                 "codec": asdict(self.codec), "precision": f.precision, "max_grad_norm": f.max_grad_norm,
                 "adam_betas": list(f.adam_betas), "adam_eps": f.adam_eps,
                 "max_train_examples": f.max_train_examples, "max_eval_examples": f.max_eval_examples,
-                "attention_dropout": f.attention_dropout, "micro_batch": rt.micro_batch_size,
+                "attention_dropout": f.attention_dropout, "length_groups": f.length_group_batches,
+                "micro_batch": rt.micro_batch_size,
                 "threads": rt.cpus_per_worker, "device": rt.device}
 
 
 @dataclass
 class TaskData:
-    """A task's codec and its encoded splits."""
+    """A task's codec and its encoded splits (+ evaluation batches, collated once per split)."""
 
     codec: TaskCodec
     splits: dict[str, Encoded]
+    eval_batches: dict[tuple[str, int], list] = field(default_factory=dict)
 
 
-def _cap(rows: list[Row], cap: int | None) -> list[Row]:
-    """A fixed random sample of `cap` rows, in file order (files are often sorted by label, so the
-    first rows would not do); the same sample for every trial and seed."""
-    if cap is None or cap >= len(rows):
-        return rows
-    keep = np.sort(np.random.default_rng(0).choice(len(rows), cap, replace=False))
-    return [rows[i] for i in keep]
+_CODECS: dict[tuple, TaskCodec] = {}
+
+
+def _codec(settings: Settings) -> TaskCodec:
+    """The task's codec (tokenizer loaded, model checked): once per process and (model, task, options)."""
+    key = (settings.model, settings.task, settings.codec)
+    if key not in _CODECS:
+        codec = TaskCodec(tasks.get(settings.task), load_checked_tokenizer(settings.model), settings.codec)
+        check_model(settings.model, codec)
+        _CODECS.clear()
+        _CODECS[key] = codec
+    return _CODECS[key]
 
 
 def load_task(settings: Settings, splits: tuple[str, ...] = ("train", "dev", "test")) -> TaskData:
-    """Read the prepared splits (capped: a fixed sample) and encode them for the task's head."""
-    task = tasks.get(settings.task)
-    folder = Path(settings.gold_dir) / task.id
-    tokenizer = load_checked_tokenizer(settings.model)
-    codec = TaskCodec(task, tokenizer, settings.codec)
-    check_model(settings.model, codec)
+    """The prepared splits (capped: a fixed sample), encoded for the task's head (`finetune.cache`)."""
+    codec = _codec(settings)
+    folder = Path(settings.gold_dir) / codec.task.id
     encoded = {}
     for split in splits:
         path = folder / f"{split}.jsonl"
         if not path.is_file():
-            raise FinetuneError(f"{task.id}: no prepared {split} split ({path}); run `pubmedlm blurb-data`")
+            raise FinetuneError(f"{codec.task.id}: no prepared {split} split ({path}); "
+                                "run `pubmedlm blurb-data`")
         cap = (settings.finetune.max_train_examples if split == "train"
                else settings.finetune.max_eval_examples)
-        encoded[split] = codec.encode(_cap(read_jsonl(path), cap))
+        encoded[split] = encoded_split(settings.model, codec, path, cap, settings.features_dir)
     return TaskData(codec, encoded)
 
 
@@ -143,13 +158,8 @@ def predict(model: TaskModel, data: TaskData, split: str, settings: Settings,
     """Predictions for every row of a split, in row order (batches sorted by length for speed)."""
     encoded = data.splits[split]
     model.eval()
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded.inputs[i]["input_ids"]))
     outputs: list[np.ndarray | None] = [None] * len(encoded)
-    pad = data.codec.tokenizer.pad_token_id
-    for start in range(0, len(order), settings.eval_batch):
-        idx = order[start:start + settings.eval_batch]
-        batch = collate([encoded.inputs[i] for i in idx], pad)
-        batch.pop("labels", None)
+    for idx, batch in _eval_batches(data, split, settings.eval_batch):
         with autocast(device, settings.finetune.precision):
             logits = model.logits(**{k: v.to(device) for k, v in batch.items()})
         logits = logits.float().cpu().numpy()
@@ -159,50 +169,86 @@ def predict(model: TaskModel, data: TaskData, split: str, settings: Settings,
     return data.codec.decode(encoded, outputs)
 
 
+def _eval_batches(data: TaskData, split: str, size: int) -> list[tuple[list[int], dict]]:
+    """(row indices, collated inputs) of a split sorted by length, cut into `size`-row batches: built
+    on the first call, reused by every later evaluation of the split."""
+    key = (split, size)
+    if key not in data.eval_batches:
+        encoded = data.splits[split]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded.inputs[i]["input_ids"]))
+        pad = data.codec.tokenizer.pad_token_id
+        batches = []
+        for start in range(0, len(order), size):
+            idx = order[start:start + size]
+            batch = collate([encoded.inputs[i] for i in idx], pad)
+            batch.pop("labels", None)
+            batches.append((idx, batch))
+        data.eval_batches[key] = batches
+    return data.eval_batches[key]
+
+
 def score(data: TaskData, split: str, preds: list[Any]) -> float:
     """The task's BLURB metric (percent) on a split; an undefined metric (constant output) counts 0."""
     value = score_dataset(data.codec.task, data.splits[split].rows, preds)
     return 0.0 if value is None else value
 
 
+def epoch_batches(lengths: np.ndarray, batch: int, seed: int, epoch: int, group: int) -> list[np.ndarray]:
+    """The row indices of each batch of one epoch: n // batch batches (the shuffle's remainder dropped);
+    with `group` > 0, grouped by length (see the module docstring); a function of its arguments alone."""
+    rng = np.random.default_rng((seed, epoch))
+    rows = rng.permutation(len(lengths))[: len(lengths) // batch * batch]
+    if group <= 0:
+        return list(rows.reshape(-1, batch))
+    out = []
+    for start in range(0, len(rows), group * batch):
+        chunk = rows[start:start + group * batch]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        out += list(chunk.reshape(-1, batch))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
 @dataclass
 class Fitted:
+    """The trained model and what the run cost: dev curve, seconds of training (all epochs, dev
+    scoring included), optimizer steps, tokens trained (non-padding and padded slots), and the
+    `time.perf_counter()` clock at the first step's start and the last step's end."""
+
     model: TaskModel
     dev_scores: list[float]
     train_seconds: float
     steps: int
+    tokens: int = 0
+    padded_tokens: int = 0
+    first_step_at: float = 0.0
+    last_step_at: float = 0.0
 
 
 def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
-        on_epoch: Callable[[int, float, dict[str, float]], None] | None = None) -> Fitted:
-    """Train `hp.epochs` epochs; score dev after each; return the final model and the dev curve."""
+        on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
+        started: float | None = None) -> Fitted:
+    """Train `hp.epochs` epochs; score dev after each; return the final model and the dev curve.
+    `on_epoch` gets (epoch, dev score, stats): the epoch's mean training loss, the learning rate,
+    `eval_s` (seconds since the epoch's last step: the dev scoring) and, given the run's start
+    (`started`, a `time.perf_counter()` clock), `overhead_start_s` (start to the first step)."""
     device = device_for(settings)
     if device.type == "cpu" and settings.runtime.cpus_per_worker:
         torch.set_num_threads(settings.runtime.cpus_per_worker)
     seed_everything(seed)
     model = build_model(settings.model, data.codec, hp.dropout,
                         settings.finetune.attention_dropout).to(device)
+    if settings.runtime.compile:
+        compile_encoder(model.hf.base_model)
     train = data.splits["train"]
-    n = len(train)
-    batch = min(hp.batch_size, n)
-    per_epoch = n // batch
-    total = per_epoch * hp.epochs
+    lengths = np.array([len(x["input_ids"]) for x in train.inputs])
+    batch = min(hp.batch_size, len(train))
+    per_epoch = len(train) // batch
     opt, sched = optimizer_and_schedule(model, lr=hp.learning_rate, weight_decay=hp.weight_decay,
                                         betas=settings.finetune.adam_betas, eps=settings.finetune.adam_eps,
-                                        warmup_ratio=hp.warmup_ratio, total_steps=total)
+                                        warmup_ratio=hp.warmup_ratio, total_steps=per_epoch * hp.epochs)
     accum = math.ceil(batch / settings.runtime.micro_batch_size)
     pad = data.codec.tokenizer.pad_token_id
-    orders: dict[int, np.ndarray] = {}
-
-    def next_batch(step: int, micro: int) -> dict[str, torch.Tensor]:
-        epoch, within = divmod(step, per_epoch)
-        if epoch not in orders:
-            orders.clear()
-            orders[epoch] = np.random.default_rng((seed, epoch)).permutation(n)
-        rows = orders[epoch][within * batch:(within + 1) * batch]
-        part = np.array_split(rows, accum)[micro]
-        return collate([train.inputs[i] for i in part], pad)
-
+    fitted = Fitted(model, [], 0.0, per_epoch * hp.epochs)
     losses: list[float] = []
 
     def watch(step: int, stats: dict[str, float]) -> None:
@@ -210,21 +256,31 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
             raise FinetuneError(f"{data.codec.task.id}: loss is {stats['loss']} at step {step} "
                                 f"(learning rate {hp.learning_rate:g}): the run diverged")
         losses.append(stats["loss"])
+        fitted.last_step_at = time.perf_counter()
+        fitted.first_step_at = fitted.first_step_at or fitted.last_step_at - stats["step_time"]
 
-    dev_scores: list[float] = []
     t0 = time.perf_counter()
     for epoch in range(hp.epochs):
-        train_steps(model, next_batch, opt, sched, start_step=epoch * per_epoch,
-                    end_step=(epoch + 1) * per_epoch, accum=accum,
+        parts = [np.array_split(rows, accum) for rows in
+                 epoch_batches(lengths, batch, seed, epoch, settings.finetune.length_group_batches)]
+        fitted.tokens += int(sum(lengths[p].sum() for micro in parts for p in micro))
+        fitted.padded_tokens += int(sum(len(p) * lengths[p].max() for micro in parts for p in micro))
+        train_steps(model, lambda step, micro, e=epoch, parts=parts: collate(
+                        [train.inputs[i] for i in parts[step - e * per_epoch][micro]], pad),
+                    opt, sched, start_step=epoch * per_epoch, end_step=(epoch + 1) * per_epoch, accum=accum,
                     max_grad_norm=settings.finetune.max_grad_norm, device=device,
-                    precision=settings.finetune.precision, hooks=Hooks([watch]))
-        dev = score(data, "dev", predict(model, data, "dev", settings, device))
-        dev_scores.append(dev)
+                    precision=settings.finetune.precision, hooks=Hooks([watch]),
+                    loader_workers=settings.runtime.dataloader_workers)
+        fitted.dev_scores.append(score(data, "dev", predict(model, data, "dev", settings, device)))
         if on_epoch is not None:
-            recent = losses[-per_epoch:] or [float("nan")]
-            on_epoch(epoch + 1, dev, {"train_loss": float(np.mean(recent)), "lr": sched.get_last_lr()[0]})
-    return Fitted(model, dev_scores, time.perf_counter() - t0, total)
+            stats = {"train_loss": float(np.mean(losses[-per_epoch:] or [float("nan")])),
+                     "lr": sched.get_last_lr()[0], "eval_s": time.perf_counter() - fitted.last_step_at}
+            if started is not None:
+                stats["overhead_start_s"] = fitted.first_step_at - started
+            on_epoch(epoch + 1, fitted.dev_scores[-1], stats)
+    fitted.train_seconds = time.perf_counter() - t0
+    return fitted
 
 
-__all__ = ["HPARAMS", "Fitted", "HParams", "Settings", "TaskData", "device_for", "fit", "load_task",
-           "predict", "score", "seed_everything"]
+__all__ = ["HPARAMS", "Fitted", "HParams", "Settings", "TaskData", "device_for", "epoch_batches", "fit",
+           "load_task", "predict", "score", "seed_everything"]

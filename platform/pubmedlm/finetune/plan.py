@@ -28,7 +28,7 @@ from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.config import Config
 from pubmedlm.finetune.features import FinetuneError
 from pubmedlm.finetune.fit import Settings
-from pubmedlm.project import metrics_path
+from pubmedlm.project import metrics_path, project_root
 
 
 def availability(gold_dir: Path, task_id: str, root: Path) -> str | None:
@@ -51,7 +51,8 @@ def is_proxy(gold_dir: Path, task_id: str) -> bool:
 def settings(cfg: Config, task_id: str, model: str, gold_dir: Path) -> Settings:
     tasks.get(task_id)  # unknown ids fail here, by name
     return Settings(model=model, task=task_id, gold_dir=str(gold_dir), finetune=cfg.finetune,
-                    runtime=cfg.runtime)
+                    runtime=cfg.runtime,
+                    features_dir=str(project_root() / cfg.runtime.cache_dir / "features"))
 
 
 def resources(cfg: Config) -> dict[str, float]:

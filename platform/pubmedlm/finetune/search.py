@@ -40,6 +40,7 @@ from pubmedlm.infra.tracking import RunRef
 METRIC = "dev_score"
 RANK = "rank_score"
 TIE_BREAK = 1e-3
+OVERHEADS = ("overhead_start_s", "overhead_end_s", "eval_s")
 # Fault injection for resilience tests: a comma-separated list of trial numbers (0-based, in
 # creation order) that raise at start. Unset in normal use.
 FAIL_TRIALS_ENV = "PUBMEDLM_FAIL_TRIALS"
@@ -78,11 +79,15 @@ class SearchJob:
 
 
 def trial(config: dict[str, Any], job: SearchJob) -> None:
-    """One Tune trial: fine-tune with `config`, report the dev metric after every epoch."""
+    """One Tune trial: fine-tune with `config`, report the dev metric after every epoch, and the trial's
+    overhead: seconds from its start to its first optimizer step (`overhead_start_s`: tracking run,
+    data, model) and from its last step to its final report (`overhead_end_s`: the last dev scoring,
+    `eval_s` of it, and the tracking call)."""
     from ray import tune
 
     from pubmedlm.infra.tracking import ChildRun
 
+    started = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
     number = trial_number(tune.get_context().get_trial_name())
     hp = HParams.from_dict(config)
@@ -96,11 +101,15 @@ def trial(config: dict[str, Any], job: SearchJob) -> None:
         data = load_task(job.settings, ("train", "dev"))
 
         def on_epoch(epoch: int, dev: float, stats: dict[str, float]) -> None:
+            entered = time.perf_counter()
             run.log_metrics({METRIC: dev, **stats}, step=epoch)
             loss = min(stats["train_loss"], 10.0) if math.isfinite(stats["train_loss"]) else 10.0
+            # last step -> this report: the dev scoring (`eval_s`) and the tracking call; the last
+            # epoch's is the trial's
+            stats["overhead_end_s"] = stats["eval_s"] + time.perf_counter() - entered
             tune.report({METRIC: dev, RANK: dev - TIE_BREAK * loss, "epoch": epoch, **stats})
 
-        fit(data, hp, job.seed, job.settings, on_epoch)
+        fit(data, hp, job.seed, job.settings, on_epoch, started=started)
     except Exception as e:
         run.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
         run.end("FAILED")
@@ -169,6 +178,8 @@ def _rows(grid) -> list[dict[str, Any]]:
         rows.append({
             "trial": trial_number(name), "trial_name": name, "status": status, **config,
             "epochs_run": len(scores), "dev_score": scores[-1] if scores else None,
+            **{k: float(frame[k].dropna().iloc[-1]) if frame is not None and k in frame else None
+               for k in OVERHEADS},
             "best_epoch_dev_score": max(scores) if scores else None, "dev_curve": scores,
             "error": (str(result.error).strip().splitlines() or [""])[-1][:500] if result.error else "",
         })

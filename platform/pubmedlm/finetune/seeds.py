@@ -27,7 +27,11 @@ SEED_RESULT = "result.json"
 
 def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str,
                 parent: RunRef) -> dict[str, Any]:
-    """Train and score one seed (runs as a Ray task); writes predictions, model and result.json to `out`."""
+    """Train and score one seed (runs as a Ray task); writes predictions, model and result.json to `out`.
+    The result carries its cost (training seconds, tokens) and overhead: seconds from the task's start
+    to its first optimizer step, and from its last step to its result (scoring, files, model)."""
+    import time
+
     import torch
 
     from pubmedlm.blurb.predictions import write_predictions
@@ -35,6 +39,7 @@ def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str
     from pubmedlm.finetune.heads import write_task_file
     from pubmedlm.infra.tracking import ChildRun
 
+    started = time.perf_counter()
     run = ChildRun(parent.uri, parent.experiment_id, parent.run_id, f"seed {index}",
                    params={**hp.as_dict(), "seed": seed},
                    tags={"pubmedlm.kind": "seed", "pubmedlm.task": settings.task})
@@ -46,7 +51,7 @@ def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str
             print(f"{settings.task} seed {index}: epoch {epoch}/{hp.epochs} dev {dev:.2f} "
                   f"train loss {stats['train_loss']:.4f}", flush=True)
 
-        fitted = fit(data, hp, seed, settings, on_epoch)
+        fitted = fit(data, hp, seed, settings, on_epoch, started=started)
         device = device_for(settings)
         folder = Path(out)
         scores = {}
@@ -60,10 +65,15 @@ def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str
         result = {"index": index, "seed": seed, "dev_score": scores["dev"],
                   "test_score": scores["test"], "dev_curve": fitted.dev_scores,
                   "train_seconds": fitted.train_seconds, "steps": fitted.steps,
+                  "tokens": fitted.tokens, "padded_tokens": fitted.padded_tokens,
+                  "overhead_start_s": fitted.first_step_at - started,
                   "truncated_words": {s: e.truncated_words for s, e in data.splits.items()},
                   "run_id": run.run_id, "device": str(device), "torch_threads": torch.get_num_threads()}
+        result["overhead_end_s"] = time.perf_counter() - fitted.last_step_at
         write_json(folder / SEED_RESULT, result)
-        run.log_metrics({"test_score": scores["test"], "final_dev_score": scores["dev"]}, step=hp.epochs)
+        run.log_metrics({"test_score": scores["test"], "final_dev_score": scores["dev"],
+                         "overhead_start_s": result["overhead_start_s"],
+                         "overhead_end_s": result["overhead_end_s"]}, step=hp.epochs)
     except Exception as e:
         run.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
         run.end("FAILED")

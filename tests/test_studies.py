@@ -91,7 +91,7 @@ BAD = [
      r"unknown key 'claim\.rules\.0\.all_within\.margn'"),
     ("unknown rule kind", ("kind: all_within", "kind: mostly"), r"claim\.rules\.0"),
     ("unknown dataset", ("NCBI-disease, BC5-chem", "NCBI-disease, BC5-chemical"),
-     r"datasets: unknown dataset 'BC5-chemical'"),
+     r"bad value for 'datasets': unknown dataset 'BC5-chemical'"),
     ("unknown param", ("finetune.tagging=IO", "finetune.taging=IO"),
      r"variants\.IO: .*unknown key 'finetune\.taging'"),
     ("bad param value", ("finetune.tagging=IO", "finetune.tagging=IOB"),

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from pubmedlm.config.base import ConfigError, StrictModel, read_yaml
+from pubmedlm.config.base import ConfigError, StrictModel, format_errors, read_yaml
 from pubmedlm.config.blurb import (
     BlurbDataConfig,
     FinetuneConfig,
@@ -116,24 +116,6 @@ def _is_text_field(keys: list[str]) -> bool:
     return False
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}'")
-        elif e["type"] == "missing" and e["loc"] and isinstance(e["loc"][-1], int):  # a short tuple
-            parent = ".".join(str(p) for p in e["loc"][:-1])
-            lines.append(f"{source}: bad value for '{parent}': item {e['loc'][-1] + 1} is missing")
-        elif e["type"] == "missing":
-            lines.append(f"{source}: missing key '{loc}'")
-        else:
-            hint = ("; YAML read it as a number or boolean: quote it"
-                    if e["type"] == "string_type" and isinstance(e.get("input"), (int, float, bool)) else "")
-            lines.append(f"{source}: bad value for '{loc}': {e['msg']} (got {e.get('input')!r}{hint})")
-    return "\n".join(lines)
-
-
 def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Config:
     """Read, override and validate a params file; errors name the key and the file."""
     path = Path(path)
@@ -153,7 +135,7 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = 
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, source)) from None
+        raise ConfigError(format_errors(e, source)) from None
 
 
 def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pubmedlm.errors import UserError
 
@@ -60,3 +60,25 @@ def read_yaml(path: Path, error: type[Exception] = ConfigError) -> Any:
         raise error(f"{where}: not valid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise error(f"{path}: not valid YAML: {e}") from None
+
+
+def format_errors(err: ValidationError, source: str | Path) -> str:
+    """One line per problem of a strict model (params, study files), each naming `source` and the key."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'")
+        elif e["type"] == "missing" and e["loc"] and isinstance(e["loc"][-1], int):  # a short tuple
+            parent = ".".join(str(p) for p in e["loc"][:-1])
+            lines.append(f"{source}: bad value for '{parent}': item {e['loc'][-1] + 1} is missing")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing key '{loc}'")
+        elif e["type"] == "value_error":  # the platform's validators: the message says what is wrong
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"{source}: bad value for '{loc}': {msg}" if loc else f"{source}: {msg}")
+        else:
+            hint = ("; YAML read it as a number or boolean: quote it"
+                    if e["type"] == "string_type" and isinstance(e.get("input"), (int, float, bool)) else "")
+            lines.append(f"{source}: bad value for '{loc}': {e['msg']} (got {e.get('input')!r}{hint})")
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pubmedlm.config.base import StrictModel, read_yaml
+from pubmedlm.config.base import StrictModel, format_errors, read_yaml
 from pubmedlm.errors import UserError
 
 BLURB = "BLURB"
@@ -184,22 +184,6 @@ class Study(StrictModel):
         return [v for v in self.variants if v != self.baseline]
 
 
-def _format(err: ValidationError, path: Path) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key '{loc}'")
-        elif e["type"] == "missing":
-            lines.append(f"{path}: missing key '{loc}'")
-        elif e["type"] == "value_error":  # our validators: the message names the key
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            lines.append(f"{path}: {loc + ': ' if loc else ''}{msg}")
-        else:
-            lines.append(f"{path}: bad value for '{loc}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
 def check_variants(study: Study, path: Path, root: Path) -> None:
     """Every variant's params load: the base file exists and every override names a real param."""
     from pubmedlm.config import ConfigError, load_config
@@ -228,7 +212,7 @@ def load_study(path: Path, root: Path | None = None) -> Study:
     try:
         study = Study.model_validate(data)
     except ValidationError as e:
-        raise StudyError(_format(e, path)) from None
+        raise StudyError(format_errors(e, path)) from None
     if study.name != path.stem:
         raise StudyError(f"{path}: name: {study.name!r} differs from the file's name {path.stem!r}")
     check_variants(study, path, root if root is not None else project_root(path.parent))

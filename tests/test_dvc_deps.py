@@ -137,3 +137,21 @@ def test_closure_follows_function_level_and_relative_imports() -> None:
     assert {"finetune/seeds.py", "finetune/fit.py", "train/loop.py", "train/optim.py"} <= files
     assert {"__init__.py", "finetune/__init__.py", "stages/__init__.py"} <= files
     assert "resources/blurb_tasks.yaml" in files
+
+
+def test_every_stage_param_exists_in_params_yaml() -> None:
+    """DVC refuses to record a stage whose `params` name a key params.yaml lacks: a field added to the
+    config with a default but not to params.yaml breaks `dvc repro` (not the CLI, which has defaults)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    missing = []
+    for name, stage in pipeline["stages"].items():
+        # a dict entry names another params file's keys: only params.yaml's are checked here
+        for key in (e for e in stage.get("do", stage).get("params", []) if isinstance(e, str)):
+            node = params
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    missing.append(f"{name}: {key}")
+                    break
+                node = node[part]
+    assert not missing, f"dvc.yaml names params that params.yaml lacks: {', '.join(missing)}"

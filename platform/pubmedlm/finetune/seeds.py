@@ -68,7 +68,8 @@ def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str
                   "tokens": fitted.tokens, "padded_tokens": fitted.padded_tokens,
                   "overhead_start_s": fitted.first_step_at - started,
                   "truncated_words": {s: e.truncated_words for s, e in data.splits.items()},
-                  "run_id": run.run_id, "device": str(device), "torch_threads": torch.get_num_threads()}
+                  "run_id": run.run_id, "parent_run_id": parent.run_id, "device": str(device),
+                  "torch_threads": torch.get_num_threads()}
         result["overhead_end_s"] = time.perf_counter() - fitted.last_step_at
         write_json(folder / SEED_RESULT, result)
         run.log_metrics({"test_score": scores["test"], "final_dev_score": scores["dev"],
@@ -106,10 +107,27 @@ def train_seeds(settings: Settings, hp: HParams, n: int, first_seed: int, work: 
         folder = work / f"seed-{k}"
         if (folder / SEED_RESULT).is_file():
             done.append(json.loads((folder / SEED_RESULT).read_text()))
+            if done[-1].get("parent_run_id") != parent.run_id:
+                _record_reused(done[-1], settings, hp, parent)
         else:
             pending.append(remote.remote(settings, hp, first_seed + k, k, str(folder), parent))
-    done += ray.get(pending)
+    done += ray.get(pending) if pending else []
     return sorted(done, key=lambda r: r["index"])
+
+
+def _record_reused(result: dict[str, Any], settings: Settings, hp: HParams, parent: RunRef) -> None:
+    """A seed finished under another run (same encoder, data, settings and hyperparameters) is read
+    back, not retrained; it still gets its child run under this parent, with its scores and the run it
+    was trained in (`pubmedlm.reused_from`), so every task run lists all its seeds."""
+    from pubmedlm.infra.tracking import ChildRun
+
+    run = ChildRun(parent.uri, parent.experiment_id, parent.run_id, f"seed {result['index']}",
+                   params={**hp.as_dict(), "seed": result["seed"]},
+                   tags={"pubmedlm.kind": "seed", "pubmedlm.task": settings.task,
+                         "pubmedlm.reused_from": result.get("run_id", "")})
+    run.log_metrics({"test_score": result["test_score"], "final_dev_score": result["dev_score"]},
+                    step=len(result.get("dev_curve") or []))
+    run.end("FINISHED")
 
 
 def summarize(values: list[float]) -> dict[str, float]:

@@ -159,6 +159,9 @@ def test_loss_falls_and_beats_unigram_baseline(packed: Path, mirror: Path) -> No
     assert len(losses) == 200
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 1.0
     assert metrics["heldout/mlm_accuracy"] > metrics["unigram_baseline_accuracy"] + 0.02, metrics
+    spent = metrics["cost"]  # the cost ledger: every token trained on, the workers' reserved seconds
+    assert spent["tokens"] == metrics["tokens_seen"] > 0 and spent["device"] == "cpu"
+    assert spent["device_seconds"] >= spent["wall_seconds"] > 0
     from transformers import AutoModelForMaskedLM
 
     model = AutoModelForMaskedLM.from_pretrained(packed / "data/pretrain/model")

@@ -274,7 +274,8 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
         fitted.dev_scores.append(score(data, "dev", predict(model, data, "dev", settings, device)))
         if on_epoch is not None:
             stats = {"train_loss": float(np.mean(losses[-per_epoch:] or [float("nan")])),
-                     "lr": sched.get_last_lr()[0], "eval_s": time.perf_counter() - fitted.last_step_at}
+                     "lr": sched.get_last_lr()[0], "eval_s": time.perf_counter() - fitted.last_step_at,
+                     "tokens": fitted.tokens}
             if started is not None:
                 stats["overhead_start_s"] = fitted.first_step_at - started
             on_epoch(epoch + 1, fitted.dev_scores[-1], stats)

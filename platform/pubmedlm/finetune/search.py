@@ -41,6 +41,7 @@ METRIC = "dev_score"
 RANK = "rank_score"
 TIE_BREAK = 1e-3
 OVERHEADS = ("overhead_start_s", "overhead_end_s", "eval_s")
+COSTS = ("time_total_s", "tokens")  # Ray's seconds from the trial's start to its last report; tokens trained
 # Fault injection for resilience tests: a comma-separated list of trial numbers (0-based, in
 # creation order) that raise at start. Unset in normal use.
 FAIL_TRIALS_ENV = "PUBMEDLM_FAIL_TRIALS"
@@ -179,7 +180,7 @@ def _rows(grid) -> list[dict[str, Any]]:
             "trial": trial_number(name), "trial_name": name, "status": status, **config,
             "epochs_run": len(scores), "dev_score": scores[-1] if scores else None,
             **{k: float(frame[k].dropna().iloc[-1]) if frame is not None and k in frame else None
-               for k in OVERHEADS},
+               for k in (*OVERHEADS, *COSTS)},
             "best_epoch_dev_score": max(scores) if scores else None, "dev_curve": scores,
             "error": (str(result.error).strip().splitlines() or [""])[-1][:500] if result.error else "",
         })

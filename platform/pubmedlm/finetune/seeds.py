@@ -71,6 +71,7 @@ def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str
                   "run_id": run.run_id, "parent_run_id": parent.run_id, "device": str(device),
                   "torch_threads": torch.get_num_threads()}
         result["overhead_end_s"] = time.perf_counter() - fitted.last_step_at
+        result["worker_seconds"] = time.perf_counter() - started  # the cost ledger's share of this seed
         write_json(folder / SEED_RESULT, result)
         run.log_metrics({"test_score": scores["test"], "final_dev_score": scores["dev"],
                          "overhead_start_s": result["overhead_start_s"],

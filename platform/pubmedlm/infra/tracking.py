@@ -16,6 +16,7 @@ The tracking URI and its check before a stage are `infra.tracking_uri`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class StageRun:
         self.run_id: str = mlflow_module.active_run().info.run_id
         self.experiment_id: str = mlflow_module.active_run().info.experiment_id
         self.uri: str = mlflow_module.get_tracking_uri()
+        self.cost_logged = False
 
     @property
     def ref(self) -> RunRef:
@@ -79,6 +81,15 @@ class StageRun:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_cost(self, entry: Mapping[str, Any], prefix: str = "") -> None:
+        """The stage's cost-ledger entry (`infra.cost`): `<prefix>cost/*` metrics and the device kind
+        (a task's run holds both its search's and its seeds': `tune/cost/*`, `finetune/cost/*`)."""
+        from pubmedlm.infra import cost
+
+        self._mlflow.log_metrics(cost.as_metrics(dict(entry), prefix))
+        self.set_tags({"cost.device": entry["device"]})
+        self.cost_logged = True
 
     def add_sources(self, sha256_by_path: Mapping[str, str]) -> None:
         self.set_tags({f"source.{p}.sha256": h for p, h in sha256_by_path.items()})
@@ -138,8 +149,13 @@ def stage_run(stage: str, cfg: Config, sections: tuple[str, ...], params_file: s
         )
         handle = StageRun(mlflow, root)
         assert handle.run_id == run.info.run_id
+        started = time.perf_counter()
         try:
             yield handle
+            if not handle.cost_logged:  # a stage in this process on one core (its own entry if it has one)
+                from pubmedlm.infra.cost import host_entry
+
+                handle.log_cost(host_entry(time.perf_counter() - started))
         except BaseException as e:  # Ctrl-C, SIGTERM under `project.stop_on_signals`: KILLED
             stop = interrupted_by(e)
             if stop is None and not isinstance(e, KeyboardInterrupt):

@@ -22,21 +22,25 @@ def description(title: str, lines: list[str], note: str) -> str:
     return "\n".join([f"**{title}**", "", *lines, "", note]).strip() + "\n"
 
 
-def pretrain_cost(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """Device-hours and tokens of pretraining (metrics/pretrain.json), when the pipeline pretrained."""
-    if not metrics:
+def encoder_cost(ledger: dict[str, Any]) -> dict[str, Any]:
+    """What the encoder's BLURB score cost (`infra.cost.pipeline_cost`): pretraining (when the pipeline
+    pretrained) and the fine-tuning of every dataset, in device-hours, and the tokens pretrained on."""
+    tags = {"cost.blurb_finetune_device_hours": round(ledger["finetune_device_hours"], 6),
+            "cost.device": ",".join(ledger["devices"])}
+    if "pretrain" not in ledger["missing"]:
+        tags |= {"cost.pretrain_device_hours": round(ledger["pretrain_device_hours"], 6),
+                 "cost.tokens_seen": ledger["pretrain_tokens"] or 0}
+    return tags
+
+
+def task_cost(ledger: dict[str, Any], task: str) -> dict[str, Any]:
+    """Device-hours of the task's search and seeds, and the tokens they trained on."""
+    row = ledger["datasets"].get(task)
+    if row is None:
         return {}
-    return {"cost.pretrain_device_hours": round(metrics.get("worker_hours", 0.0), 6),
-            "cost.tokens_seen": metrics.get("tokens_seen", 0)}
-
-
-def task_cost(results: dict[str, Any], tune_metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """Device-hours of the task's seeds and search, and the training examples its seeds saw."""
-    seeds_h = sum(s["train_seconds"] for s in results["seeds"]) / 3600
-    tune_h = (tune_metrics or {}).get("wall_seconds", 0.0) / 3600
-    return {"cost.finetune_device_hours": round(seeds_h, 6), "cost.tune_device_hours": round(tune_h, 6),
-            "cost.train_examples_seen": (sum(s["steps"] for s in results["seeds"])
-                                         * results["hparams"]["batch_size"])}
+    return {"cost.finetune_device_hours": round(row["finetune_device_hours"] or 0.0, 6),
+            "cost.tune_device_hours": round(row["tune_device_hours"] or 0.0, 6),
+            "cost.tokens_trained": row["tokens"]}
 
 
 def sanity_dev(entry: dict[str, Any]) -> float | None:
@@ -109,5 +113,14 @@ def log_encoder(path: str) -> Any:
                                          task="fill-mask", pip_requirements=["transformers", "torch"])
 
 
-__all__ = ["description", "dev_against_sanity", "encoder_version", "log_encoder", "pretrain_cost",
-           "sanity_dev", "score_line", "task_cost", "task_version"]
+__all__ = [
+    "description",
+    "dev_against_sanity",
+    "encoder_cost",
+    "encoder_version",
+    "log_encoder",
+    "sanity_dev",
+    "score_line",
+    "task_cost",
+    "task_version",
+]

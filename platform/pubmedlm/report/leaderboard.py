@@ -184,8 +184,39 @@ def _registry_cells(d: dict[str, Any]) -> list[str]:
             _num(d.get("dev")), _num(d.get("sanity")), d["reason"]]
 
 
+COST_HEAD = ["stage", "search (device-h)", "seeds (device-h)", "device-hours", "tokens trained"]
+
+
+def _hours(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def cost_rows(ledger: dict[str, Any] | None) -> list[list[str]]:
+    """The pipeline BLURB score's cost (`infra.cost.pipeline_cost`) as table rows in COST_HEAD's order:
+    pretraining, each dataset's search and seeds, the total."""
+    if not ledger or not (ledger["datasets"] or "pretrain" not in ledger["missing"]):
+        return []
+    out = []
+    if "pretrain" not in ledger["missing"]:
+        out.append(["pretraining", "", "", _hours(ledger["pretrain_device_hours"]),
+                    f"{ledger['pretrain_tokens'] or 0:,}"])
+    for d, r in ledger["datasets"].items():
+        out.append([f"fine-tuning {d}", _hours(r["tune_device_hours"]), _hours(r["finetune_device_hours"]),
+                    _hours(r["device_hours"]), f"{r['tokens']:,}"])
+    out.append(["total", "", "", _hours(ledger["total_device_hours"]), ""])
+    return out
+
+
+def _cost_caption(ledger: dict[str, Any]) -> str:
+    kinds = " and ".join(ledger["devices"]) or "cpu"
+    missing = f" Not recorded: {', '.join(ledger['missing'])}." if ledger["missing"] else ""
+    return (f"What our pipeline's BLURB score cost, in {kinds} device-hours (seconds each device was "
+            f"reserved, summed over devices, trials and seeds).{missing}")
+
+
 def markdown(columns: list[Column], plots: dict[str, str],
-             registry: list[dict[str, Any]] | None = None, summary: str = "") -> str:
+             registry: list[dict[str, Any]] | None = None, summary: str = "",
+             cost: dict[str, Any] | None = None) -> str:
     lines = ["# BLURB leaderboard", "", *([summary, ""] if summary else []),
              "Test scores (%), our runs (mean ± std over seeds) beside the published models (Gu et al. 2022; "
              "BioLinkBERT: Yasunaga et al. 2022).", ""]
@@ -203,6 +234,9 @@ def markdown(columns: list[Column], plots: dict[str, str],
         lines += ["", "## Model registry", "", "| " + " | ".join(REGISTRY_HEAD) + " |",
                   "|---" * len(REGISTRY_HEAD) + "|"]
         lines += ["| " + " | ".join(_registry_cells(d)) + " |" for d in registry]
+    if cost_rows(cost):
+        lines += ["", "## Cost", "", _cost_caption(cost), "", "| " + " | ".join(COST_HEAD) + " |",
+                  "|---" * len(COST_HEAD) + "|", *["| " + " | ".join(r) + " |" for r in cost_rows(cost)]]
     for title, file in plots.items():
         lines += ["", f"## {title}", "", f"![{title}]({file})"]
     return "\n".join(lines) + "\n"
@@ -239,7 +273,8 @@ def _kind(c: Column) -> str:
 
 
 def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict[str, Any]] | None = None,
-              title: str = "pubmedlm: BLURB leaderboard", summary: str = "") -> str:
+              title: str = "pubmedlm: BLURB leaderboard", summary: str = "",
+              cost: dict[str, Any] | None = None) -> str:
     """One self-contained page: what ran (`summary`), the leaderboard, the registry decisions, the plots."""
     e = html.escape
     head = "".join(f'<th class="{_kind(c)}">{e(c.name)}'
@@ -273,6 +308,11 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
         for d in registry:
             parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in _registry_cells(d)) + "</tr>")
         parts.append("</tbody></table>")
+    if cost_rows(cost):
+        parts.append(f'<h2>Cost</h2><p>{e(_cost_caption(cost))}</p><table id="cost"><thead><tr>'
+                     + "".join(f"<th>{e(h)}</th>" for h in COST_HEAD) + "</tr></thead><tbody>"
+                     + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
+                               for r in cost_rows(cost)) + "</tbody></table>")
     for caption, path in plots.items():
         data = base64.b64encode(Path(path).read_bytes()).decode()
         parts.append(f"<h2>{e(caption)}</h2><img alt='{e(caption)}' src='data:image/png;base64,{data}'>")
@@ -280,5 +320,6 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
     return "\n".join(parts) + "\n"
 
 
-__all__ = ["SANITY", "Column", "discover", "html_page", "intro", "markdown", "ours_column",
+__all__ = ["COST_HEAD", "SANITY", "Column", "cost_rows", "discover", "html_page", "intro", "markdown",
+           "ours_column",
            "published_columns", "rows", "sanity_column"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,12 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     """Fine-tune one task with its tuned configuration; `model`, `out_base`, `experiment` as in tune."""
     from pubmedlm.blurb import tasks
     from pubmedlm.finetune.seeds import summarize, train_seeds, work_dir
+    from pubmedlm.infra import cost
     from pubmedlm.infra.ray_runtime import init_ray
     from pubmedlm.infra.tracking import find_task_run, stage_run, task_run_tags
     from pubmedlm.infra.tracking_uri import tracking_uri
 
+    started = time.perf_counter()
     root, task = project_root(), plan.check_task(task)
     base = out_base or root / "data"
     out_dir = base / STAGE / task
@@ -110,8 +113,12 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
         _publish(out_dir, cfg, results, work)
         metrics = {"test_mean": results["test"]["mean"], "test_std": results["test"]["std"],
                    "dev_mean": results["dev"]["mean"], "seeds": len(seeds)}
-        write_json(mpath, metrics)
+        # what the seeds cost, also those read back from an earlier run: the cost of this result
+        spent = cost.entry(cfg.runtime, sum(r.get("worker_seconds", r["train_seconds"]) for r in seeds),
+                           sum(r.get("tokens", 0) for r in seeds), time.perf_counter() - started)
+        write_json(mpath, {**metrics, cost.KEY: spent})
         tracked.log_metrics({f"finetune/{k}": v for k, v in metrics.items()})
+        tracked.log_cost(spent, f"{STAGE}/")
         tracked.set_tags({"finetune.best_seed": winner["index"],
                           "finetune.capped": results["flags"]["capped"],
                           "finetune.proxy": results["flags"]["proxy"]})

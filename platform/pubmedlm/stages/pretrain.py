@@ -59,6 +59,7 @@ def run_name(cfg: Config, root: Path) -> str:
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
+    from pubmedlm.infra import cost
     from pubmedlm.infra.ray_runtime import init_ray, storage_path
     from pubmedlm.infra.tracking import stage_run
     from pubmedlm.train.pretraining import unigram_baseline
@@ -79,14 +80,17 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
         init_ray(cfg)
         t0 = time.time()
         result = make_trainer(job, name, storage_path(cfg, root)).fit()
-        hours = (time.time() - t0) / 3600 * cfg.runtime.num_workers
+        wall = time.time() - t0
         baseline = unigram_baseline(cfg.pretrain, pack, tokenizer, cfg.runtime.micro_batch_size)
         metrics = {**{k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
-                   "unigram_baseline_accuracy": baseline, "worker_hours": hours}
+                   "unigram_baseline_accuracy": baseline}
+        metrics[cost.KEY] = cost.entry(cfg.runtime, wall, metrics.get("tokens_seen"), wall,
+                                       workers=cfg.runtime.num_workers)
         with publication(out_dir) as staged, result.checkpoint.as_directory() as ckpt:
             shutil.copytree(Path(ckpt) / HF_DIR, staged.dirs[0] / "model")
             write_resolved_config(staged.dirs[0], cfg, SECTIONS)
             staged.write_json(mpath, metrics)
-        tracked.log_metrics({f"final/{k}": v for k, v in metrics.items()})
+        tracked.log_metrics({f"final/{k}": v for k, v in metrics.items() if k != cost.KEY})
+        tracked.log_cost(metrics[cost.KEY])
         tracked.log_artifact(mpath)
     return StageResult(STAGE, {"model": out_dir / "model", "metrics": mpath}, metrics, tracked.run_id)

@@ -65,6 +65,7 @@ def _inputs(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     from pubmedlm.blurb import tasks
+    from pubmedlm.infra.cost import pipeline_cost
     from pubmedlm.infra.tracking import find_task_run, stage_run
     from pubmedlm.infra.tracking_uri import tracking_uri
     from pubmedlm.registry import versions
@@ -80,10 +81,11 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     blurb_sources = stage_tags(uri, experiment, "blurb_data")
     prefix, b = cfg.register_.prefix, summary.get("blurb")
     decisions: list[dict[str, Any]] = []
+    ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(by_task))
     with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
         if cfg.register_.encoder and b:
             common = {**lineage, **stage_tags(uri, experiment, "corpus")}
-            cost = versions.pretrain_cost(_json(metrics_path("pretrain", root)))
+            cost = versions.encoder_cost(ledger)
             standing, tags, desc = versions.encoder_version(summary, label, Path(encoder).name, common, cost)
             info = versions.log_encoder(encoder)
             decisions.append(register_version(info.model_uri, f"{prefix}-encoder", standing, tags=tags,
@@ -92,7 +94,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             folder = tasks.get(task).folder
             common = {**lineage, **{k: v for k, v in blurb_sources.items()
                                     if k.startswith(f"source.blurb/{folder}/")}}
-            cost = versions.task_cost(r, _json(metrics_path(f"tune/{task}", root)))
+            cost = versions.task_cost(ledger, task)
             ref = find_task_run(uri, experiment, task, label)
             standing, tags, desc = versions.task_version(task, r, label, b, common, cost,
                                                          ref.run_id if ref else None,

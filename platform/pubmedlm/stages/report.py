@@ -7,17 +7,16 @@ history in MLflow, and writes `reports/report/`:
 
 | file | what |
 |---|---|
-| `leaderboard.md` | what ran (one sentence), our runs and the sanity baseline beside the published models, \
-per dataset, task type and BLURB, flags shown |
+| `leaderboard.md` | what ran, our runs and the sanity baseline beside the published models (per dataset, \
+type, BLURB; flags), the registry decisions, and what the score cost (the stages' cost ledger) |
 | `index.html` | the same, plus the registry decisions and every plot, as one self-contained page |
 | `scores.png` | per-dataset test scores (ours ± std over seeds) against the published models |
 | `pretrain.png` | pretraining loss and MLM accuracy curves (train and held-out) |
 | `hpo.png`, `hpo/<dataset>.png` | every trial's learning rate against its dev score |
 | `fragmentation.png` | word pieces per word and input lengths, our vocab against the reference |
 
-Each plot is also logged to the MLflow run it describes: the leaderboard and scores to the
-evaluate run, the curves to the pretrain run, a dataset's trials to its tune parent run, the
-fragmentation to the vocab run; everything to the report run itself.
+Each plot is also logged to the MLflow run it describes: leaderboard and scores to the evaluate run, curves
+to the pretrain run, a dataset's trials to its tune run, fragmentation to the vocab run; all to the report run
 """
 
 from __future__ import annotations
@@ -67,6 +66,7 @@ def facts(cfg: Config, params_file: str | Path) -> dict[str, Any]:
 def build(cfg: Config, root: Path, out: Path, uri: str,
           params_file: str | Path = "params.yaml") -> dict[str, Any]:
     """Write the report into `out`; returns {"plots": {caption: file}, "runs": {file: run_id}, ...}."""
+    from pubmedlm.infra.cost import pipeline_cost
     from pubmedlm.infra.tracking import latest_stage_run, training_history
     from pubmedlm.report import leaderboard as reporting
     from pubmedlm.report import plots
@@ -115,11 +115,12 @@ def build(cfg: Config, root: Path, out: Path, uri: str,
     register = metrics_path("register", root)
     decisions = json.loads(register.read_text())["models"] if register.is_file() else None
     intro = reporting.intro(facts(cfg, params_file))
+    ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(cfg.finetune.datasets))
     (out / "leaderboard.md").write_text(
-        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro),
+        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro, ledger),
         encoding="utf-8")
-    (out / "index.html").write_text(reporting.html_page(columns, figures, decisions, summary=intro),
-                                    encoding="utf-8")
+    (out / "index.html").write_text(reporting.html_page(columns, figures, decisions, summary=intro,
+                                                        cost=ledger), encoding="utf-8")
     return {"ours": [c.name for c in ours], "plots": {k: v.name for k, v in figures.items()}, "runs": attach}
 
 

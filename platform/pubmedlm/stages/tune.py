@@ -47,6 +47,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
              out_base: Path | None = None, experiment: str | None = None) -> StageResult:
     """Search one task. `out_base` (default: the project's data/) holds tune/<task>/."""
     from pubmedlm.finetune.search import run_search
+    from pubmedlm.infra import cost
     from pubmedlm.infra.ray_runtime import init_ray, storage_path
     from pubmedlm.infra.tracking import stage_run, task_run_tags
 
@@ -88,10 +89,13 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
         }
         with atomic_dir(out_dir) as tmp:
             _write_outputs(tmp, cfg, best, search["trials"])
+        spent = cost.entry(cfg.runtime, sum(t["time_total_s"] or 0.0 for t in search["trials"]),
+                           sum(int(t["tokens"] or 0) for t in search["trials"]), search["wall_seconds"])
         metrics = {"best_dev_score": chosen["dev_score"], "trials": len(search["trials"]), **counts,
                    "trial_epochs": search["trial_epochs"], "wall_seconds": search["wall_seconds"]}
-        write_json(mpath, metrics)
+        write_json(mpath, {**metrics, cost.KEY: spent})
         tracked.log_metrics({f"tune/{k.replace(' ', '_')}": v for k, v in metrics.items()})
+        tracked.log_cost(spent, f"{STAGE}/")
         tracked.set_tags({**{f"best.{k}": v for k, v in hparams.items()},
                           "ray.tune_experiment": search["experiment"]})
         tracked.log_artifact(out_dir / "trials.csv", "tune")

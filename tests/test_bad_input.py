@@ -232,6 +232,19 @@ PROBES = [
     Probe("finetune-without-tune", ["finetune", "--task", "BIOSSES", *_set("finetune.model=minilm")],
           "no tuned configuration", _gold),
     Probe("task-unknown", ["tune", "--task", "BIOSSE"], "unknown BLURB dataset 'BIOSSE'", _gold),
+    Probe("freeze-more-layers-than-the-model", ["tune", "--task", "BIOSSES", *_set(
+        "finetune.model=minilm", "finetune.freeze_layers=7")],
+        "finetune.freeze_layers: 7 layers, but model ", _gold),
+    Probe("freeze-and-reinit-overlap", ["finetune", "--task", "BIOSSES", *_set(
+        "finetune.model=minilm", "finetune.freeze_layers=4", "finetune.reinit_layers=3")],
+        "exceed model ", _with(_gold, _text("data/tune/BIOSSES/best.json", json.dumps(
+            {"task": "BIOSSES", "status": "ok", "model": "minilm", "fixed": True, "hparams": {
+                "learning_rate": 5e-5, "batch_size": 16, "epochs": 1, "warmup_ratio": 0.1,
+                "weight_decay": 0.0, "dropout": 0.1}})))),
+    Probe("set-layer-lr-decay-zero", ["corpus", *_set("finetune.layer_lr_decay=0")],
+          "bad value for 'finetune.layer_lr_decay'"),
+    Probe("set-fixed-hparams-incomplete", ["corpus", *_set("tune.fixed={learning_rate: 5.0e-05}")],
+          "missing key 'tune.fixed.batch_size'"),
     # the environment
     Probe("disk-full", [*EVAL, "--name", "full"], "no space left on the device",
           _with(_predictions("GAD", lambda r: r), _os_fault(errno.ENOSPC, "full.md", "write_text"))),

@@ -42,6 +42,8 @@ def test_the_page_opens_with_what_ran_and_how_to_run_the_full_recipe() -> None:
                   "cp pipelines/profiles/paper.yaml params.yaml && dvc repro"):
         assert words in intro
     assert "demo" not in lb.intro({**facts, "max_train": None, "max_eval": None, "max_length": None})
+    fixed = lb.intro({**facts, "fixed": True})  # tune.fixed: no search to count
+    assert "fixed hyperparameters, 2 seeds" in fixed and "search trials" not in fixed
     page = lb.html_page([lb.sanity_column(_summary())], {}, summary=intro)
     assert page.index('<p class="summary">') < page.index('<table id="leaderboard">')
     assert '<th class="baseline">sanity baseline' in page

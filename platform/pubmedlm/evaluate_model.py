@@ -1,10 +1,11 @@
 """`pubmedlm blurb --model X`: score any HF encoder on BLURB the paper's way, outside the DVC DAG.
 
-For every dataset (default `finetune.datasets`): the `tune` stage (search on dev), then the
-`finetune` stage (N seeds, test mean), then `evaluate` (the BLURB score beside the published
-models) — the same stage functions as the pipeline, writing the same tree under
-`data/blurb/<model name>/` and tracking into the MLflow experiment `blurb-<model name>`: one
-parent run per dataset holding its trials and seeds, and one evaluate run.
+For every dataset (default `finetune.datasets`): the `tune` stage (search on dev, or the fixed
+configuration of `tune.fixed` with no search), then the `finetune` stage (N seeds, test mean),
+then `evaluate` (the BLURB score beside the published models) — the same stage functions as the
+pipeline, writing the same tree under `data/blurb/<model name>/` and tracking into the MLflow
+experiment `blurb-<model name>`: one parent run per dataset holding its trials and seeds, and one
+evaluate run.
 
 Everything checkable is checked before any compute: the dataset ids, the model and its
 tokenizer, the search space.

@@ -25,6 +25,7 @@ from pubmedlm.config.blurb import (
     BlurbDataConfig,
     FinetuneConfig,
     FloatRange,
+    HParams,
     RegisterConfig,
     SearchSpace,
     TuneConfig,
@@ -153,6 +154,6 @@ def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[st
 
 
 __all__ = ["BlurbDataConfig", "Config", "ConfigError", "CorpusConfig", "FinetuneConfig", "FloatRange",
-           "ModelShape", "PackConfig", "PhaseConfig", "PretrainConfig", "RegisterConfig", "RuntimeConfig",
-           "SearchSpace", "SourceSpec", "StrictModel", "TuneConfig", "VocabConfig", "blurb_dataset_ids",
-           "describe", "load_config", "parse_override"]
+           "HParams", "ModelShape", "PackConfig", "PhaseConfig", "PretrainConfig", "RegisterConfig",
+           "RuntimeConfig", "SearchSpace", "SourceSpec", "StrictModel", "TuneConfig", "VocabConfig",
+           "blurb_dataset_ids", "describe", "load_config", "parse_override"]

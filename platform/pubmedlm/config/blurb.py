@@ -4,7 +4,7 @@ checked against the task table (`blurb.tasks`), the one home of dataset ids."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -73,6 +73,35 @@ class FloatRange(StrictModel):
         if low is not None and high < low:
             raise ValueError(f"empty range: high {high} < low {low}")
         return high
+
+
+class HParams(StrictModel, frozen=True):
+    """One fine-tuning configuration: a point of the search space (`tune.search`, one per trial), the
+    configuration `tune.fixed` holds, the one `finetune` trains its seeds with, and a study's `fixed`.
+    The one definition of these fields: `finetune.fit` trains with it, `finetune.search` builds it from
+    a trial's config."""
+
+    learning_rate: float = Field(gt=0)
+    """Peak learning rate (paper grid: 1e-5, 3e-5, 5e-5)."""
+    batch_size: int = Field(ge=1)
+    """Global batch size (paper grid: 16, 32)."""
+    epochs: int = Field(ge=1)
+    """Training epochs (the LR schedule spans them)."""
+    warmup_ratio: float = Field(ge=0, lt=1)
+    """Share of steps in linear warm-up (paper: 0.1), then linear decay to 0."""
+    weight_decay: float = Field(ge=0)
+    """AdamW weight decay (not on biases and LayerNorm)."""
+    dropout: float = Field(ge=0, lt=1)
+    """Hidden and attention dropout of the encoder and the head's input (paper: 0.1)."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HParams:
+        """From a trial's config or a best.json's `hparams`: each field cast to its type (Ray Tune may
+        hand numpy numbers), other keys ignored."""
+        return cls(**{k: info.annotation(d[k]) for k, info in cls.model_fields.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 class SearchSpace(StrictModel):
@@ -145,6 +174,11 @@ class TuneConfig(StrictModel):
     than this, the search is a random search."""
     seed: int = 0
     """Seed of the TPE sampler and of every trial's initialisation and data order."""
+    fixed: HParams | None = None
+    """A fixed configuration instead of the search: `{learning_rate, batch_size, epochs, warmup_ratio,
+    weight_decay, dropout}`, all required. Set, the stage runs no trial: best.json holds these values,
+    marked `"fixed": true`, and finetune trains with them (controlled comparisons, e.g. the studies).
+    null: search as above."""
 
 
 class FinetuneConfig(StrictModel):
@@ -184,6 +218,15 @@ class FinetuneConfig(StrictModel):
     """Cap on dev/test rows scored (tiny profile); set -> "not comparable"."""
     max_length: int | None = Field(None, ge=8)
     """Cap below the task table's max input length (tiny profile); set -> "not comparable"."""
+    freeze_layers: int = Field(0, ge=0)
+    """Stabilizer (Tinn et al. 2023): N > 0 freezes the embeddings and the lowest N encoder layers
+    (left out of the optimizer); 0: off. At most the model's layer count (checked at load)."""
+    layer_lr_decay: float = Field(1.0, gt=0, le=1)
+    """Stabilizer: layer-wise learning-rate decay d. Head and pooler at the peak LR, encoder layer i
+    (0-based, of L) at LR x d^(L-i), so the top layer at LR x d; embeddings at LR x d^(L+1). 1.0: off."""
+    reinit_layers: int = Field(0, ge=0)
+    """Stabilizer: the top N encoder layers (and the pooler) re-initialised with the model's own
+    initializer before fine-tuning; 0: off. freeze_layers + reinit_layers must not exceed the layer count."""
     length_group_batches: int = Field(50, ge=0)
     """Batches grouped by length: each epoch's shuffled rows are cut into groups of this many batches,
     sorted by length within a group and cut into batches, whose order is shuffled again (seeded; HF's

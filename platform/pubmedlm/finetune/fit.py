@@ -3,6 +3,8 @@
 Training runs on the platform's one loop (`train.loop.train_steps`): AdamW with linear warm-up
 then linear decay to 0 over all steps (the pretraining optimizer, `train.optim`),
 bf16 autocast, gradient clipping, accumulation of micro-batches up to the configured batch.
+The stabilizers (`finetune.freeze_layers`, `layer_lr_decay`, `reinit_layers`; `finetune.stabilizers`)
+act on the freshly built, seeded model and on the optimizer's param groups.
 Each epoch is a fresh seeded shuffle; its last partial batch is dropped (a different one each
 epoch). Batches are grouped by length (`finetune.length_group_batches`, as HF's `group_by_length`):
 the shuffled rows are cut into groups of that many batches, each group sorted by length and cut into
@@ -33,34 +35,16 @@ import torch
 
 from pubmedlm.blurb import tasks
 from pubmedlm.blurb.predictions import score_dataset
-from pubmedlm.config import FinetuneConfig, RuntimeConfig
+from pubmedlm.config import FinetuneConfig, HParams, RuntimeConfig
+from pubmedlm.finetune import stabilizers
 from pubmedlm.finetune.cache import encoded_split
 from pubmedlm.finetune.features import CodecOptions, Encoded, FinetuneError, TaskCodec, codec_options, collate
 from pubmedlm.finetune.heads import TaskModel, build_model, check_model, load_checked_tokenizer
 from pubmedlm.train.loop import Hooks, autocast, compile_encoder, train_steps
 from pubmedlm.train.optim import optimizer_and_schedule
 
-HPARAMS = ("learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay", "dropout")
-
-
-@dataclass(frozen=True)
-class HParams:
-    """One point of the search space."""
-
-    learning_rate: float
-    batch_size: int
-    epochs: int
-    warmup_ratio: float
-    weight_decay: float
-    dropout: float
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HParams:
-        return cls(float(d["learning_rate"]), int(d["batch_size"]), int(d["epochs"]),
-                   float(d["warmup_ratio"]), float(d["weight_decay"]), float(d["dropout"]))
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+HPARAMS = tuple(HParams.model_fields)
+"""The fields of one configuration (`config.HParams`, their one home): what a trial searches."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +79,8 @@ class Settings:
                 "adam_betas": list(f.adam_betas), "adam_eps": f.adam_eps,
                 "max_train_examples": f.max_train_examples, "max_eval_examples": f.max_eval_examples,
                 "attention_dropout": f.attention_dropout, "length_groups": f.length_group_batches,
+                "freeze_layers": f.freeze_layers, "layer_lr_decay": f.layer_lr_decay,
+                "reinit_layers": f.reinit_layers,
                 "micro_batch": rt.micro_batch_size,
                 "threads": rt.cpus_per_worker, "device": rt.device}
 
@@ -224,6 +210,23 @@ class Fitted:
     last_step_at: float = 0.0
 
 
+def _model_and_optimizer(data: TaskData, hp: HParams, settings: Settings, device: torch.device,
+                         total_steps: int) -> tuple[TaskModel, Any, Any]:
+    """The task model (stabilizers applied, on `device`, compiled if asked), its AdamW and schedule."""
+    f = settings.finetune
+    model = build_model(settings.model, data.codec, hp.dropout, f.attention_dropout)
+    stabilizers.prepare(model.hf, f, settings.model)  # before .to(device): the same draws on any device
+    model.to(device)
+    if settings.runtime.compile:
+        compile_encoder(model.hf.base_model)
+    opt, sched = optimizer_and_schedule(model, lr=hp.learning_rate, weight_decay=hp.weight_decay,
+                                        betas=f.adam_betas, eps=f.adam_eps, warmup_ratio=hp.warmup_ratio,
+                                        total_steps=total_steps,
+                                        lr_scale=stabilizers.lr_scales(model, model.hf, f.layer_lr_decay,
+                                                                       settings.model))
+    return model, opt, sched
+
+
 def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
         on_epoch: Callable[[int, float, dict[str, float]], None] | None = None,
         started: float | None = None) -> Fitted:
@@ -235,17 +238,11 @@ def fit(data: TaskData, hp: HParams, seed: int, settings: Settings,
     if device.type == "cpu" and settings.runtime.cpus_per_worker:
         torch.set_num_threads(settings.runtime.cpus_per_worker)
     seed_everything(seed)
-    model = build_model(settings.model, data.codec, hp.dropout,
-                        settings.finetune.attention_dropout).to(device)
-    if settings.runtime.compile:
-        compile_encoder(model.hf.base_model)
     train = data.splits["train"]
     lengths = np.array([len(x["input_ids"]) for x in train.inputs])
     batch = min(hp.batch_size, len(train))
     per_epoch = len(train) // batch
-    opt, sched = optimizer_and_schedule(model, lr=hp.learning_rate, weight_decay=hp.weight_decay,
-                                        betas=settings.finetune.adam_betas, eps=settings.finetune.adam_eps,
-                                        warmup_ratio=hp.warmup_ratio, total_steps=per_epoch * hp.epochs)
+    model, opt, sched = _model_and_optimizer(data, hp, settings, device, per_epoch * hp.epochs)
     accum = math.ceil(batch / settings.runtime.micro_batch_size)
     pad = data.codec.tokenizer.pad_token_id
     fitted = Fitted(model, [], 0.0, per_epoch * hp.epochs)

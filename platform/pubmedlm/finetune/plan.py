@@ -49,7 +49,12 @@ def is_proxy(gold_dir: Path, task_id: str) -> bool:
 
 
 def settings(cfg: Config, task_id: str, model: str, gold_dir: Path) -> Settings:
+    """A task's run settings; the dataset id and the stabilizers' layer counts checked against the
+    task table and the model's config (a `FinetuneError` naming the param, before any compute)."""
+    from pubmedlm.finetune.stabilizers import check_layers
+
     tasks.get(task_id)  # unknown ids fail here, by name
+    check_layers(cfg.finetune, model)
     return Settings(model=model, task=task_id, gold_dir=str(gold_dir), finetune=cfg.finetune,
                     runtime=cfg.runtime,
                     features_dir=str(project_root() / cfg.runtime.cache_dir / "features"))

@@ -19,6 +19,9 @@ it is spent, the running trial stops (status `stopped early`) and no new one sta
 always runs the first trial, and every trial that leads its rung, to the end, so with few trials a
 budget is what holds a search below a given share of a grid's compute.
 
+`tune.fixed` replaces all of this with `fixed_search`: the same outcome's shape, the fixed
+configuration chosen, no trial run.
+
 The Tune experiment is named by a digest of everything that decides its result, under
 `runtime.storage_path`, so rerunning an interrupted search resumes it (`Tuner.restore`).
 """
@@ -34,7 +37,7 @@ from typing import Any
 
 from pubmedlm.config import SearchSpace, TuneConfig
 from pubmedlm.finetune.features import FinetuneError
-from pubmedlm.finetune.fit import HParams, Settings, fit, load_task
+from pubmedlm.finetune.fit import HPARAMS, HParams, Settings, fit, load_task
 from pubmedlm.infra.tracking import RunRef
 
 METRIC = "dev_score"
@@ -132,7 +135,7 @@ def _experiment_name(job: SearchJob, tune_cfg: TuneConfig) -> str:
     import json
 
     key = json.dumps({"settings": job.settings.identity(), "seed": job.seed,
-                      "tune": tune_cfg.model_dump(mode="json"), "model_id": job.model_id},
+                      "tune": tune_cfg.model_dump(mode="json", exclude={"fixed"}), "model_id": job.model_id},
                      sort_keys=True, default=str)
     return f"tune-{job.settings.task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
@@ -171,7 +174,7 @@ def _rows(grid) -> list[dict[str, Any]]:
     rows = []
     for result in grid:
         name = Path(result.path).name
-        config = {k: result.config[k] for k in HParams.__dataclass_fields__ if k in result.config}
+        config = {k: result.config[k] for k in HPARAMS if k in result.config}
         frame = result.metrics_dataframe
         scores = [] if frame is None or METRIC not in frame else [float(x) for x in frame[METRIC].dropna()]
         status = ("failed" if result.error
@@ -213,9 +216,17 @@ def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return max(done, key=lambda r: (r["dev_score"], -r["trial"]))
 
 
+def fixed_search(hp: HParams) -> dict[str, Any]:
+    """`tune.fixed`: the outcome of a search that runs nothing, in `run_search`'s shape. The chosen row
+    is the fixed configuration, with no dev score; no trial, no trial-epoch, no Tune experiment."""
+    return {"trials": [], "best": {**hp.as_dict(), "trial": None, "dev_score": None}, "trial_epochs": 0,
+            "wall_seconds": 0.0, "experiment": None, "fixed": True}
+
+
 def run_search(settings: Settings, seed: int, tune_cfg: TuneConfig, resources: dict[str, float], storage: str,
                parent: RunRef, model_id: str) -> dict[str, Any]:
-    """Search one task; returns {"trials": rows, "best": row, "trial_epochs", "wall_seconds", "experiment"}.
+    """Search one task; returns {"trials": rows, "best": row, "trial_epochs", "wall_seconds", "experiment",
+    "fixed": False}.
 
     `model_id` identifies the weights and data (hashes): with the settings it names the Tune
     experiment, so only an identical search is resumed."""
@@ -229,8 +240,8 @@ def run_search(settings: Settings, seed: int, tune_cfg: TuneConfig, resources: d
     rows = _rows(grid)
     _close_runs(parent, rows)
     return {"trials": rows, "best": best_trial(rows), "trial_epochs": sum(r["epochs_run"] for r in rows),
-            "wall_seconds": time.time() - t0, "experiment": f"{storage.rstrip('/')}/{name}"}
+            "wall_seconds": time.time() - t0, "experiment": f"{storage.rstrip('/')}/{name}", "fixed": False}
 
 
-__all__ = ["FAIL_TRIALS_ENV", "METRIC", "RANK", "TIE_BREAK", "SearchJob", "best_trial", "param_space",
-           "run_search", "trial"]
+__all__ = ["FAIL_TRIALS_ENV", "METRIC", "RANK", "TIE_BREAK", "SearchJob", "best_trial", "fixed_search",
+           "param_space", "run_search", "trial"]

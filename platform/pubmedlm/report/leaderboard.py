@@ -142,12 +142,14 @@ def rows(columns: list[Column]) -> list[tuple[str, str, list[str]]]:
 
 def intro(facts: dict[str, Any]) -> str:
     """One sentence: what the run behind the page was (params file, model, caps) and how to run the
-    full recipe. `facts`: params, model, and when capped max_train / max_eval / max_length, trials, seeds."""
+    full recipe. `facts`: params, model, and when capped max_train / max_eval / max_length, trials (or
+    `fixed`: tune.fixed, no search), seeds."""
     if facts.get("max_train") or facts.get("max_eval") or facts.get("max_length"):
+        search = "fixed hyperparameters" if facts.get("fixed") else f"{facts['trials']} search trials"
         what = (f"a demo: `dvc repro` with `{facts['params']}` ({facts['model']}; each BLURB dataset "
                 f"fine-tuned on at most {facts['max_train']} training rows and scored on at most "
                 f"{facts['max_eval']} dev/test rows of at most {facts['max_length']} tokens, "
-                f"{facts['trials']} search trials, {facts['seeds']} seeds), so our scores are flagged "
+                f"{search}, {facts['seeds']} seeds), so our scores are flagged "
                 f"{NOT_COMPARABLE}")
     else:
         what = f"`dvc repro` with `{facts['params']}` ({facts['model']}, uncapped BLURB fine-tuning)"

@@ -104,7 +104,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
         winner = max(seeds, key=lambda r: (r["dev_score"], -r["index"]))
         results = {
             "task": task, "paper_name": tasks.get(task).paper_name, "status": "ok", "model": label,
-            "hparams": best["hparams"],
+            "hparams": best["hparams"], "fixed": best.get("fixed", False),
             "seeds": [{k: v for k, v in r.items() if k != "run_id"} for r in seeds],
             "test": summarize([r["test_score"] for r in seeds]),
             "dev": summarize([r["dev_score"] for r in seeds]), "best_seed": winner["index"],
@@ -120,6 +120,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
         tracked.log_metrics({f"finetune/{k}": v for k, v in metrics.items()})
         tracked.log_cost(spent, f"{STAGE}/")
         tracked.set_tags({"finetune.best_seed": winner["index"],
+                          "pubmedlm.hparams": "fixed" if results["fixed"] else "search",
                           "finetune.capped": results["flags"]["capped"],
                           "finetune.proxy": results["flags"]["proxy"]})
         tracked.log_artifact(out_dir / "results.json", "finetune")
@@ -137,5 +138,6 @@ def summary(result: StageResult) -> str:
         return f"{r['task']}: {r['status']} ({r.get('reason', '')})"
     t = r["test"]
     note = f"  [{r['flags']['note']}]" if r["flags"]["note"] else ""
+    fixed = ", fixed hyperparameters" if r.get("fixed") else ""
     return (f"{r['task']}: test {t['mean']:.2f} ± {t['std']:.2f} over {t['n']} seeds "
-            f"(best-dev seed {r['best_seed']}){note}")
+            f"(best-dev seed {r['best_seed']}{fixed}){note}")

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pubmedlm.config.base import StrictModel, format_errors, read_yaml
+from pubmedlm.config.blurb import HParams
 from pubmedlm.errors import UserError
 
 BLURB = "BLURB"
@@ -27,23 +28,6 @@ BLURB = "BLURB"
 
 class StudyError(UserError, ValueError):
     """A study file is invalid; the message names the file and the key."""
-
-
-class FixedHparams(StrictModel):
-    """The one fine-tuning configuration every variant uses when `hparams: fixed`."""
-
-    learning_rate: float = Field(gt=0)
-    """Peak learning rate (paper grid: 1e-5, 3e-5, 5e-5)."""
-    batch_size: int = Field(gt=0)
-    """Global batch size (paper grid: 16, 32)."""
-    epochs: int = Field(gt=0)
-    """Training epochs."""
-    warmup_ratio: float = Field(ge=0, lt=1)
-    """Share of steps in linear warm-up (paper: 0.1), then linear decay to 0."""
-    weight_decay: float = Field(ge=0)
-    """AdamW weight decay."""
-    dropout: float = Field(ge=0, lt=1)
-    """Hidden and attention dropout (paper: 0.1)."""
 
 
 class _RuleBase(StrictModel):
@@ -131,8 +115,9 @@ class Study(StrictModel):
     hparams: Literal["search", "fixed"] = "fixed"
     """`fixed`: every variant fine-tunes with `fixed` (only the studied variable moves); `search`:
     each variant searches its own hyperparameters (the paper's protocol)."""
-    fixed: FixedHparams | None = None
-    """The fixed configuration (required with `hparams: fixed`, refused with `search`)."""
+    fixed: HParams | None = None
+    """The fixed configuration (required with `hparams: fixed`, refused with `search`): the fields of
+    `tune.fixed` (`config.HParams`), which a variant's run sets."""
     claim: Claim
     """The claim being tested."""
     paper: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -219,5 +204,5 @@ def load_study(path: Path, root: Path | None = None) -> Study:
     return study
 
 
-__all__ = ["BLURB", "RULE_KINDS", "Above", "AllBelow", "AllWithin", "Below", "Claim", "FixedHparams",
-           "Rule", "StdBelow", "Study", "StudyError", "Within", "check_variants", "load_study"]
+__all__ = ["BLURB", "RULE_KINDS", "Above", "AllBelow", "AllWithin", "Below", "Claim", "Rule", "StdBelow",
+           "Study", "StudyError", "Within", "check_variants", "load_study"]

@@ -22,6 +22,7 @@ from seqeval.scheme import IOB2
 from pubmedlm.blurb import metrics
 from pubmedlm.blurb.tasks import all_tasks
 from pubmedlm.config import ConfigError, load_config
+from pubmedlm.finetune import tagging
 from pubmedlm.usertasks.prepare import prepare
 from pubmedlm.usertasks.readers import to_iob2
 from pubmedlm.usertasks.schema import TaskFileError, load_task_files, read_task_file
@@ -122,6 +123,9 @@ def test_conll_reader_gives_the_sentences_and_typed_tags(cdr: dict, tmp_path: Pa
     assert task.labels == ("B-Chemical", "I-Chemical", "B-Disease", "I-Disease", "O")
     assert task.input == {"layout": "tokens", "fields": ["tokens"], "tags": "BIO"}
     assert (task.head, task.metric, task.unit) == ("token_classification", "typed_entity_f1", "mentions")
+    assert tagging.mention_types(task.labels) == ["Chemical", "Disease"]  # what fine-tuning learns
+    assert metrics.METRICS[task.metric]([r["tags"] for r in prepared.rows["dev"]],
+                                        [tags for _, tags in cdr["expected"]["dev"]]) == 1.0
 
 
 def test_mention_counts_match_the_source_files(cdr: dict, tmp_path: Path) -> None:
@@ -224,6 +228,9 @@ def test_jsonl_classification_task_is_read(tmp_path: Path) -> None:
     assert prepared.task.labels == ("0", "1")
     assert prepared.task.input == {"layout": "single", "fields": ["text"]}
     assert prepared.counts() == {"train": 3, "dev": 3, "test": 3} and prepared.mentions() is None
+    bare = tmp_path / "bare.yaml"  # a bare list of tasks reads as the `tasks` list
+    bare.write_text(yaml.safe_dump([_classification(tmp_path, labels=["0", "1"])]), encoding="utf-8")
+    assert [s.model_dump() for s in read_task_file(bare)] == [spec.model_dump()]
 
 
 def test_csv_pairs_and_saved_datasets_are_read(tmp_path: Path) -> None:
@@ -293,6 +300,8 @@ BAD_TASKS = {
                              "test": "test.tsv"}}, ["task 1 (mine)", "'files'", "both dev and devel"]),
     "metric of another head": ({"metric": "accuracy"}, ["task 1 (mine)", "'metric'", "token_classification"]),
     "no tag column": ({"tag_column": None}, ["task 1 (mine)", "'tag_column'", "required"]),
+    "tags as labels": ({"labels": ["B-Chemical", "O"]},
+                       ["task 1 (mine)", "'labels'", "not tags (B-Chemical)"]),
 }
 
 

@@ -179,13 +179,25 @@ class UserTaskSpec(StrictModel):
         if isinstance(self.files, str) and self.format != "hf_disk":
             raise ValueError(f"field 'files': format {self.format} needs one file per split "
                              "(train, dev, test)")
-        if expected == "regression" and self.labels not in ("infer", []):
-            raise ValueError("field 'labels': a regression task has no labels; leave it out")
+        self._labels(expected)
         if expected == "token_classification":
             self._token_fields()
         else:
             self._row_fields()
         return self
+
+    def _labels(self, head: str) -> None:
+        if self.labels == "infer":
+            return
+        if head == "regression" and self.labels:
+            raise ValueError("field 'labels': a regression task has no labels; leave it out")
+        if head != "regression" and not self.labels:
+            raise ValueError("field 'labels': empty; list them, or write infer (those of train)")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("field 'labels': a label is listed twice")
+        tags = [x for x in self.labels if x == "O" or x[:2] in ("B-", "I-", "E-", "S-")]
+        if head == "token_classification" and tags:
+            raise ValueError(f"field 'labels': NER labels are entity types (Chemical), not tags ({tags[0]})")
 
     def _token_fields(self) -> None:
         if self.format not in ("conll", "hf_disk"):
@@ -266,6 +278,8 @@ class _TaskFile(StrictModel):
 def _row_lines(path: Path) -> list[int]:
     """Line of each row of `tasks:` (1-based), for error messages."""
     node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    if isinstance(node, yaml.SequenceNode):
+        return [item.start_mark.line + 1 for item in node.value]
     for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
         if key.value == "tasks" and isinstance(value, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in value.value]
@@ -278,6 +292,7 @@ def read_task_file(path: str | Path) -> list[UserTaskSpec]:
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path}")
     data = read_yaml(path, TaskFileError)
+    data = {"tasks": data} if isinstance(data, list) else data  # a bare list of tasks is the list
     if not isinstance(data, dict):
         raise TaskFileError(f"{path}: expected a mapping with a 'tasks' list, got {type(data).__name__}")
     try:

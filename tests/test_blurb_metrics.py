@@ -251,4 +251,4 @@ def test_accuracy_matches_sklearn() -> None:
 def test_registry_names() -> None:
     assert set(metrics.METRICS) == {
         "entity_f1", "pico_token_macro_f1", "micro_f1_excluding", "positive_f1", "pearson",
-        "hoc_abstract_micro_f1", "accuracy"}
+        "hoc_abstract_micro_f1", "accuracy", "typed_entity_f1"}  # the last: users' typed NER tasks

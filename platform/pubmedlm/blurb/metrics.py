@@ -6,6 +6,8 @@ Owns the exact definitions of docs/BLURB.md ("what the reference implementations
 |---|---|---|
 | `entity_f1` | BC5-chem, BC5-disease, NCBI-disease, BC2GM, JNLPBA | \
 exact-span entity micro F1 (seqeval, default mode) |
+| `typed_entity_f1` | users' typed NER tasks (`usertasks`) | \
+strict IOB2 entity F1, micro over types (seqeval, mode strict); per type: `typed_entity_report` |
 | `pico_token_macro_f1` | EBM PICO | word-level F1 of PAR, INT, OUT, unweighted mean |
 | `micro_f1_excluding` | ChemProt, DDI | micro F1 over every label but the negative one |
 | `positive_f1` | GAD | F1 of the positive class |
@@ -21,6 +23,7 @@ give with `zero_division=0`. Every function refuses gold and predictions of diff
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Collection, Hashable, Sequence
 
 PICO_CLASSES = ("PAR", "INT", "OUT")
@@ -49,6 +52,47 @@ def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> f
     for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
         _check(g, p, f"tags in sentence {i}")
     return float(f1_score([list(s) for s in gold], [list(s) for s in pred], zero_division=0))
+
+
+def _checked_lists(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> tuple[list, list]:
+    _check(gold, pred, "sentences")
+    for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
+        _check(g, p, f"tags in sentence {i}")
+    return [list(s) for s in gold], [list(s) for s in pred]
+
+
+def typed_entity_report(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, dict]:
+    """Strict entity-level scores of typed IOB2 tags (`B-Chemical`, `I-Disease`, `O`): per type and
+    micro-averaged over types, as seqeval's `classification_report(mode="strict", scheme=IOB2)`.
+
+    Strict: a mention counts only when its tags are valid IOB2 (an `I-X` that does not continue a
+    `B-X`/`I-X` opens nothing) and its type and both ends match a gold mention exactly. Returns
+    `{type: {precision, recall, f1, support}, ..., "micro": {...}}` with every value a float or int;
+    support is the number of gold mentions."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    g, p = _checked_lists(gold, pred)
+    with warnings.catch_warnings():  # no gold and no predicted mention: numpy warns on the empty averages
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = classification_report(g, p, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    out = {}
+    for name, row in report.items():
+        if name in ("macro avg", "weighted avg"):
+            continue
+        key = "micro" if name == "micro avg" else name
+        out[key] = {"precision": float(row["precision"]), "recall": float(row["recall"]),
+                    "f1": float(row["f1-score"]), "support": int(row["support"])}
+    return out
+
+
+def typed_entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> float:
+    """Strict IOB2 entity F1, micro-averaged over all types (seqeval `f1_score`, mode strict)."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    g, p = _checked_lists(gold, pred)
+    return float(f1_score(g, p, mode="strict", scheme=IOB2, average="micro", zero_division=0))
 
 
 def _pico_class(tag: str) -> str:
@@ -141,6 +185,7 @@ def accuracy(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> float:
 
 METRICS = {
     "entity_f1": entity_f1,
+    "typed_entity_f1": typed_entity_f1,
     "pico_token_macro_f1": pico_token_macro_f1,
     "micro_f1_excluding": micro_f1_excluding,
     "positive_f1": positive_f1,
@@ -151,5 +196,6 @@ METRICS = {
 
 __all__ = [
     "METRICS", "PICO_CLASSES", "abstract_id", "accuracy", "entity_f1", "hoc_abstract_micro_f1",
-    "micro_f1_excluding", "pearson", "pico_token_macro_f1", "positive_f1",
+    "micro_f1_excluding", "pearson", "pico_token_macro_f1", "positive_f1", "typed_entity_f1",
+    "typed_entity_report",
 ]

@@ -278,6 +278,18 @@ def count_units(task_type: str, rows: list[Row]) -> int:
     return len(rows)
 
 
+def mention_counts(rows: list[Row]) -> dict[str, int]:
+    """Mentions per type in IOB2-tagged rows, types sorted: each mention opens with exactly one `B`
+    tag (`B-Chemical`; an untyped `B` counts under ""). Their sum is `count_units("ner", rows)`."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        for tag in row["tags"]:
+            if tag == "B" or tag.startswith("B-"):
+                kind = tag[2:]
+                counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def jsonl_text(rows: Iterable[Row]) -> str:
     """Deterministic JSONL: keys in insertion order, UTF-8 kept, compact separators, `\\n` after every row."""
     return "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
@@ -296,5 +308,6 @@ def read_jsonl(path: Path) -> list[Row]:
 
 
 __all__ = [
-    "READERS", "Row", "count_units", "jsonl_text", "read_jsonl", "read_split", "relation_rows", "write_jsonl",
+    "READERS", "Row", "count_units", "jsonl_text", "mention_counts", "read_jsonl", "read_split",
+    "relation_rows", "write_jsonl",
 ]

@@ -28,6 +28,7 @@ from pubmedlm.config.blurb import (
     HParams,
     RegisterConfig,
     SearchSpace,
+    TasksConfig,
     TuneConfig,
     blurb_dataset_ids,
 )
@@ -56,6 +57,8 @@ class Config(StrictModel):
     """The `pack` stage."""
     blurb_data: BlurbDataConfig = BlurbDataConfig()
     """The `blurb-data` stage."""
+    tasks: TasksConfig = TasksConfig()
+    """Users' own tasks declared in task files (read, not yet wired into the stages)."""
     pretrain: PretrainConfig | None = None
     """The `pretrain` stage (required to run it)."""
     finetune: FinetuneConfig = FinetuneConfig()
@@ -155,5 +158,6 @@ def describe(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[st
 
 __all__ = ["BlurbDataConfig", "Config", "ConfigError", "CorpusConfig", "FinetuneConfig", "FloatRange",
            "HParams", "ModelShape", "PackConfig", "PhaseConfig", "PretrainConfig", "RegisterConfig",
-           "RuntimeConfig", "SearchSpace", "SourceSpec", "StrictModel", "TuneConfig", "VocabConfig",
+           "RuntimeConfig", "SearchSpace", "SourceSpec", "StrictModel", "TasksConfig", "TuneConfig",
+           "VocabConfig",
            "blurb_dataset_ids", "describe", "load_config", "parse_override"]

@@ -1,6 +1,6 @@
-"""Config sections of the BLURB side: blurb-data, fine-tuning (shared by tune, finetune and
-`pubmedlm blurb`), the search (`tune`) and the model registry (`register`). Dataset lists are
-checked against the task table (`blurb.tasks`), the one home of dataset ids."""
+"""Config sections of the BLURB side: blurb-data, users' own tasks (`tasks`), fine-tuning (shared by
+tune, finetune and `pubmedlm blurb`), the search (`tune`) and the model registry (`register`). Dataset
+lists are checked against the task table (`blurb.tasks`), the one home of dataset ids."""
 
 from __future__ import annotations
 
@@ -54,6 +54,24 @@ class BlurbDataConfig(StrictModel):
             raise ValueError("no dataset listed: the stage would prepare nothing; list at least one of "
                              f"{', '.join(blurb_dataset_ids())}")
         return known_datasets(value)
+
+
+class TasksConfig(StrictModel):
+    """Users' own tasks, declared in task files (`pubmedlm.usertasks`; example:
+    `pipelines/tasks/example.yaml`) and read into the prepared form of a BLURB dataset."""
+
+    files: list[str] = Field(default_factory=list)
+    """Task files (YAML), relative to the project root; read by `usertasks.load_task_files`. Empty:
+    the BLURB datasets only."""
+
+    @field_validator("files")
+    @classmethod
+    def _task_files(cls, value: list[str]) -> list[str]:
+        if any(not name.strip() for name in value):
+            raise ValueError("an empty path is listed")
+        if len(set(value)) != len(value):
+            raise ValueError("a task file is listed twice")
+        return value
 
 
 class FloatRange(StrictModel):

@@ -13,7 +13,7 @@ from pubmedlm.finetune.fit import HParams
 from pubmedlm.finetune.seeds import SEED_RESULT, train_seeds
 from pubmedlm.infra.tracking import RunRef
 
-HP = HParams(3e-5, 16, 2, 0.1, 0.01, 0.1)
+HP = HParams(learning_rate=3e-5, batch_size=16, epochs=2, warmup_ratio=0.1, weight_decay=0.01, dropout=0.1)
 
 
 def _seeds(client: MlflowClient, experiment: str, parent: str) -> list:

@@ -60,8 +60,7 @@ def facts(cfg: Config, params_file: str | Path) -> dict[str, Any]:
              else f"encoder {f.model}")
     return {"params": Path(params_file).name, "model": model, "max_train": f.max_train_examples,
             "max_eval": f.max_eval_examples, "max_length": f.max_length, "trials": cfg.tune.num_samples,
-            "fixed": cfg.tune.fixed is not None,
-            "seeds": f.seeds["default"]}
+            "fixed": cfg.tune.fixed is not None, "seeds": f.seeds["default"]}
 
 
 def build(cfg: Config, root: Path, out: Path, uri: str,

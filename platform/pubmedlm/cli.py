@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pubmedlm.config import describe, load_config
+from pubmedlm.studies.commands import study_app
 
 app = typer.Typer(
     help="pubmedlm: biomedical LM pretraining (PubMedBERT recipe) and BLURB evaluation, tracked in MLflow.",
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 sources_app = typer.Typer(help="Declared external inputs: list, verify, pin new ones.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
+app.add_typer(study_app, name="study")
 console = Console(stderr=True)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Params file (YAML).")]

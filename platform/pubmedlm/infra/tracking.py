@@ -314,20 +314,51 @@ def task_run_tags(task: str, model_label: str) -> dict[str, str]:
     return {"pubmedlm.kind": "task", "pubmedlm.task": task, "pubmedlm.model": model_label}
 
 
-def find_task_run(uri: str, experiment: str, task: str, model_label: str) -> RunRef | None:
+def find_task_run(uri: str, experiment: str, task: str, model_label: str,
+                  extra: Mapping[str, str] | None = None) -> RunRef | None:
     """The latest parent run of `task` fine-tuning `model_label` on this tracking server (found by
     its tags: versioned outputs hold no run ids, so a project moved to another server finds its
-    runs there, or none)."""
+    runs there, or none); `extra` tags narrow it (a study's variant: study, variant, group run)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
-    where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in task_run_tags(task, model_label).items())
+    tags = {**task_run_tags(task, model_label), **(extra or {})}
+    where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
     runs = client.search_runs([exp.experiment_id], where, order_by=["attributes.start_time DESC"],
                               max_results=1)
     return RunRef(uri, exp.experiment_id, runs[0].info.run_id) if runs else None
+
+
+def open_group_run(uri: str, experiment: str, name: str, key: Mapping[str, str],
+                   tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None) -> RunRef:
+    """A parent run grouping others (a study's variant: its tasks' runs nest under it through the
+    `mlflow.parentRunId` tag): the latest run carrying the `key` tags, set RUNNING again, or a new
+    one with `key`, `tags` and `params`. Closed with `end_run`."""
+    from contextlib import suppress
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri)
+    if client.get_experiment_by_name(experiment) is None:
+        with suppress(MlflowException):  # or created meanwhile by a variant running beside this one
+            client.create_experiment(experiment)
+    exp = client.get_experiment_by_name(experiment)
+    where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key.items())
+    found = client.search_runs([exp.experiment_id], where, order_by=["attributes.start_time DESC"],
+                               max_results=1)
+    if found:
+        client.update_run(found[0].info.run_id, status="RUNNING")
+        return RunRef(uri, exp.experiment_id, found[0].info.run_id)
+    run = client.create_run(exp.experiment_id, run_name=name,
+                            tags={**key, **{k: str(v) for k, v in (tags or {}).items()}})
+    if params:
+        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten(params).items()])
+    return RunRef(uri, exp.experiment_id, run.info.run_id)
 
 
 def metric_history(uri: str, run_id: str, names: list[str]) -> dict[str, list[tuple[int, float]]]:

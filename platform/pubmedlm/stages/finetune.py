@@ -67,8 +67,10 @@ def _publish(out_dir: Path, cfg: Config, results: dict[str, Any], work: Path | N
 
 
 def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *, model: str | None = None,
-             out_base: Path | None = None, experiment: str | None = None) -> StageResult:
-    """Fine-tune one task with its tuned configuration; `model`, `out_base`, `experiment` as in tune."""
+             out_base: Path | None = None, experiment: str | None = None,
+             run_tags: dict[str, str] | None = None) -> StageResult:
+    """Fine-tune one task with its tuned configuration; `model`, `out_base`, `experiment`, `run_tags`
+    as in tune."""
     from pubmedlm.blurb import tasks
     from pubmedlm.finetune.seeds import summarize, train_seeds, work_dir
     from pubmedlm.infra import cost
@@ -93,8 +95,8 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     settings = plan.settings(cfg, task, resolve_encoder(model or cfg.finetune.model, root), gold)
     hp = HParams.from_dict(best["hparams"])
     experiment = experiment or cfg.runtime.mlflow_experiment
-    parent = find_task_run(tracking_uri(cfg, root), experiment, task, label)
-    opened = ({"run_name": task, "tags": task_run_tags(task, label)} if parent is None
+    parent = find_task_run(tracking_uri(cfg, root), experiment, task, label, run_tags)
+    opened = ({"run_name": task, "tags": {**task_run_tags(task, label), **(run_tags or {})}} if parent is None
               else {"resume_run_id": parent.run_id})
     with stage_run(STAGE, cfg, SECTIONS, params_file, experiment=experiment, **opened) as tracked:
         init_ray(cfg)

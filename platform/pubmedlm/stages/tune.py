@@ -49,8 +49,10 @@ def _write_outputs(folder: Path, cfg: Config, best: dict[str, Any], trials: list
 
 
 def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *, model: str | None = None,
-             out_base: Path | None = None, experiment: str | None = None) -> StageResult:
-    """Search one task. `out_base` (default: the project's data/) holds tune/<task>/."""
+             out_base: Path | None = None, experiment: str | None = None,
+             run_tags: dict[str, str] | None = None) -> StageResult:
+    """Search one task. `out_base` (default: the project's data/) holds tune/<task>/; `run_tags`
+    join the task run's tags (a study's variant; `finetune` finds the run by them too)."""
     from pubmedlm.finetune.search import fixed_search, run_search
     from pubmedlm.infra import cost
     from pubmedlm.infra.ray_runtime import init_ray, storage_path
@@ -72,7 +74,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     encoder = resolve_encoder(model or cfg.finetune.model, root)
     settings = plan.settings(cfg, task, encoder, gold)
     label = model_label(model or cfg.finetune.model)
-    tags = {**task_run_tags(task, label), "pubmedlm.model_path": encoder,
+    tags = {**task_run_tags(task, label), **(run_tags or {}), "pubmedlm.model_path": encoder,
             "pubmedlm.hparams": "search" if cfg.tune.fixed is None else "fixed"}
     with stage_run(STAGE, cfg, SECTIONS, params_file, run_name=task, experiment=experiment,
                    tags=tags) as tracked:

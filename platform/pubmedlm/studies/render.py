@@ -58,6 +58,8 @@ def _setup(result: Mapping[str, Any]) -> list[str]:
         lines += ["", "Hyperparameters searched per variant on dev (the paper's protocol)."]
     if result["missing"]:
         lines += ["", f"**Not run yet:** {', '.join(result['missing'])}."]
+    if result.get("notes"):  # what the runs left out or changed (`studies.results.collect`)
+        lines += ["", "**Notes on the runs:**", "", *[f"- {n}" for n in result["notes"]]]
     return lines
 
 
@@ -153,16 +155,16 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def write(result: Mapping[str, Any], folder: Path) -> dict[str, Path]:
-    """`study.json`, `study.md` and `differences.png` under `folder`."""
+def write(result: Mapping[str, Any], folder: Path, stem: str = "study") -> dict[str, Path]:
+    """`<stem>.json`, `<stem>.md` and `<stem>.png` (the differences) under `folder`."""
     from pubmedlm.project import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
-    png = plot(result, folder / "differences.png")
-    write_json(folder / "study.json", result)
-    md = folder / "study.md"
+    png = plot(result, folder / f"{stem}.png")
+    write_json(folder / f"{stem}.json", result)
+    md = folder / f"{stem}.md"
     md.write_text(markdown(result, png.name), encoding="utf-8")
-    return {"json": folder / "study.json", "markdown": md, "plot": png}
+    return {"json": folder / f"{stem}.json", "markdown": md, "plot": png}
 
 
 __all__ = ["markdown", "plot", "write"]

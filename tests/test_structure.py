@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_dvc_deps import PACKAGE, SOURCE, _imported
 
-TOP = {"pubmedlm.cli", "pubmedlm.evaluate_model"}
+TOP = {"pubmedlm.cli", "pubmedlm.cli_study", "pubmedlm.evaluate_model"}  # the entry points
 MLFLOW_HOMES = ("pubmedlm.infra.tracking", "pubmedlm.registry")
 
 

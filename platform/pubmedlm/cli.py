@@ -17,8 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pubmedlm.cli_study import study_app
 from pubmedlm.config import describe, load_config
-from pubmedlm.studies.commands import study_app
 
 app = typer.Typer(
     help="pubmedlm: biomedical LM pretraining (PubMedBERT recipe) and BLURB evaluation, tracked in MLflow.",

@@ -1,4 +1,5 @@
-"""`pubmedlm blurb --model X`: score any HF encoder on BLURB the paper's way, outside the DVC DAG.
+"""The pipeline's stages run outside the DVC DAG: `pubmedlm blurb --model X` (score any HF encoder
+on BLURB the paper's way) and one variant of a study (`pubmedlm study run`, `run_study_variant`).
 
 For every dataset (default `finetune.datasets`): the `tune` stage (search on dev, or the fixed
 configuration of `tune.fixed` with no search), then the `finetune` stage (N seeds, test mean),
@@ -9,11 +10,17 @@ evaluate run.
 
 Everything checkable is checked before any compute: the dataset ids, the model and its
 tokenizer, the search space.
+
+A study's variant (`studies.runner.VariantPlan`) runs the same tune and finetune stage functions
+into `data/studies/<study>/<variant>/`, in the experiment `study-<study>` under the variant's parent
+run, only for the datasets not done with its params (`studies.runner` owns the plan and that rule).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pubmedlm.config import Config
 from pubmedlm.finetune import plan
@@ -45,4 +52,51 @@ def run_blurb(cfg: Config, model: str, datasets: list[str] | None = None,
     return result
 
 
-__all__ = ["run_blurb"]
+def run_study_variant(plan: Any, progress: Callable[[str], None]) -> None:
+    """Tune (when not tuned with these params) and fine-tune every dataset not done, under the
+    variant's MLflow parent run; one writer per variant folder. `plan`: a `studies.runner.VariantPlan`
+    (not imported: the minilm-baseline stage runs this module and does not depend on the studies)."""
+    import json
+
+    from pubmedlm.infra.tracking import RunLogger, end_run, open_group_run
+    from pubmedlm.infra.tracking_uri import tracking_uri
+    from pubmedlm.project import interrupted_by, write_json
+    from pubmedlm.stages import finetune, tune
+
+    root, cfg = project_root(), plan.config()
+    uri = tracking_uri(cfg, root)
+    with output_lock(f"study-{plan.study}-{plan.variant}", root):
+        todo = plan.pending(cfg)  # again, under the lock
+        if not todo:
+            return
+        write_json(plan.folder / "variant.json",
+                   {"study": plan.study, "variant": plan.variant, "overrides": list(plan.overrides),
+                    "extra": list(plan.extra), "digest": plan.digest(cfg)})
+        key = {"pubmedlm.kind": "variant", "pubmedlm.study": plan.study, "pubmedlm.variant": plan.variant,
+               "pubmedlm.digest": plan.digest(cfg)}
+        group = open_group_run(uri, plan.experiment, plan.variant, key,
+                               {"pubmedlm.overrides": json.dumps(list(plan.overrides))}, plan.recipe(cfg))
+        tags = {"pubmedlm.study": plan.study, "pubmedlm.variant": plan.variant,
+                "mlflow.parentRunId": group.run_id}
+        status = "FAILED"
+        try:
+            for d, state in todo.items():
+                if state != "tuned":
+                    progress(f"[{plan.study}/{plan.variant}] {d}: tune")
+                    tune.run_task(cfg, d, plan.params_file, out_base=plan.folder, experiment=plan.experiment,
+                                  run_tags=tags)
+                progress(f"[{plan.study}/{plan.variant}] {d}: fine-tune {cfg.finetune.seeds_for(d)} seed(s)")
+                finetune.run_task(cfg, d, plan.params_file, out_base=plan.folder, experiment=plan.experiment,
+                                  run_tags=tags)
+            status = "FINISHED"
+        except BaseException as e:
+            status = "KILLED" if interrupted_by(e) or isinstance(e, KeyboardInterrupt) else "FAILED"
+            raise
+        finally:
+            logger = RunLogger(group.run_id, uri)
+            logger.log_metrics(plan.metrics(), step=0)
+            logger.flush(60)
+            end_run(uri, group.run_id, status)
+
+
+__all__ = ["run_blurb", "run_study_variant"]

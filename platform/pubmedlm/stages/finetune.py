@@ -69,8 +69,7 @@ def _publish(out_dir: Path, cfg: Config, results: dict[str, Any], work: Path | N
 def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *, model: str | None = None,
              out_base: Path | None = None, experiment: str | None = None,
              run_tags: dict[str, str] | None = None) -> StageResult:
-    """Fine-tune one task with its tuned configuration; `model`, `out_base`, `experiment`, `run_tags`
-    as in tune."""
+    """Fine-tune one task with its tuned configuration; model, out_base, experiment, run_tags as in tune."""
     from pubmedlm.blurb import tasks
     from pubmedlm.finetune.seeds import summarize, train_seeds, work_dir
     from pubmedlm.infra import cost
@@ -80,8 +79,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
 
     started = time.perf_counter()
     root, task = project_root(), plan.check_task(task)
-    base = out_base or root / "data"
-    out_dir = base / STAGE / task
+    out_dir = (base := out_base or root / "data") / STAGE / task
     mpath = ((out_base / "metrics" / STAGE / f"{task}.json") if out_base
              else metrics_path(f"{STAGE}/{task}", root))
     label = model_label(model or cfg.finetune.model)

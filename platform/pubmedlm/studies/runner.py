@@ -31,7 +31,8 @@ back, not retrained: an interrupted study resumes where it stopped.
 MLflow: one experiment `study-<name>`; per variant a parent run (tags `pubmedlm.kind=variant`,
 `pubmedlm.study`, `pubmedlm.variant`, `pubmedlm.digest` of its resolved params, the overrides),
 reopened by a rerun with the same params; each dataset's task run (trials, seeds) nests under it.
-Variants run one after another, or `--jobs N` at a time as separate `pubmedlm study run --variant`
+Variants run one after another (the stage calls are `evaluate_model.run_study_variant`: only
+the entry points call stages), or `--jobs N` at a time as separate `pubmedlm study run --variant`
 processes (default N: every variant when `runtime.ray_address` names a cluster, whose workers take
 the seeds; else 1).
 """
@@ -49,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 from pubmedlm.config import Config, load_config, parse_override
-from pubmedlm.project import project_root, write_json
 from pubmedlm.studies.spec import Study, StudyError, load_study
 
 STUDIES = Path("pipelines") / "studies"
@@ -96,6 +96,19 @@ class VariantPlan:
     def config(self) -> Config:
         return load_config(self.params_file, list(self.overrides))
 
+    # what the stage side (`evaluate_model.run_study_variant`) asks of a plan, without importing this module
+    def pending(self, cfg: Config | None = None) -> dict[str, str]:
+        return pending(self, cfg)
+
+    def digest(self, cfg: Config) -> str:
+        return digest(cfg)
+
+    def recipe(self, cfg: Config) -> dict[str, Any]:
+        return recipe(cfg)
+
+    def metrics(self) -> dict[str, float]:
+        return variant_metrics(self)
+
 
 def variant_folder(root: Path, study: str, variant: str) -> Path:
     """Where a variant's outputs live: `data/studies/<study>/<variant>/`."""
@@ -133,7 +146,7 @@ def make_plan(study: Study, study_file: Path, root: Path, variants: Sequence[str
     return plans
 
 
-def _recipe(cfg: Config, ignore: frozenset[str] = frozenset({"datasets"})) -> dict[str, Any]:
+def recipe(cfg: Config, ignore: frozenset[str] = frozenset({"datasets"})) -> dict[str, Any]:
     data = {name: cfg.section(name) for name in SECTIONS}
     data["finetune"] = {k: v for k, v in data["finetune"].items() if k not in ignore}
     return data
@@ -141,7 +154,7 @@ def _recipe(cfg: Config, ignore: frozenset[str] = frozenset({"datasets"})) -> di
 
 def digest(cfg: Config) -> str:
     """12 hex digits naming a variant's resolved recipe (not the dataset list, not the runtime)."""
-    return hashlib.sha256(json.dumps(_recipe(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(recipe(cfg), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _made_with(folder: Path, cfg: Config, ignore: frozenset[str] = frozenset({"datasets"})) -> bool:
@@ -155,7 +168,7 @@ def _made_with(folder: Path, cfg: Config, ignore: frozenset[str] = frozenset({"d
         return False
     recorded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     recorded["finetune"] = {k: v for k, v in recorded.get("finetune", {}).items() if k not in ignore}
-    return json.loads(json.dumps(recorded)) == json.loads(json.dumps(_recipe(cfg, ignore)))
+    return json.loads(json.dumps(recorded)) == json.loads(json.dumps(recipe(cfg, ignore)))
 
 
 def dataset_state(plan: VariantPlan, cfg: Config, dataset: str) -> str:
@@ -199,51 +212,8 @@ def summary_line(plan: VariantPlan) -> str:
     return f"{plan.study}/{plan.variant}: " + "; ".join(parts)
 
 
-def run_variant(plan: VariantPlan, progress: Progress) -> None:
-    """Tune (when not tuned with these params) and fine-tune every dataset not done, under the
-    variant's MLflow parent run; one writer per variant folder."""
-    from pubmedlm.infra.tracking import RunLogger, end_run, open_group_run
-    from pubmedlm.infra.tracking_uri import tracking_uri
-    from pubmedlm.project import interrupted_by, output_lock
-    from pubmedlm.stages import finetune, tune
-
-    root, cfg = project_root(), plan.config()
-    uri = tracking_uri(cfg, root)
-    with output_lock(f"study-{plan.study}-{plan.variant}", root):
-        todo = pending(plan, cfg)  # again, under the lock
-        if not todo:
-            return
-        write_json(plan.folder / "variant.json",
-                   {"study": plan.study, "variant": plan.variant, "overrides": list(plan.overrides),
-                    "extra": list(plan.extra), "digest": digest(cfg)})
-        key = {"pubmedlm.kind": "variant", "pubmedlm.study": plan.study, "pubmedlm.variant": plan.variant,
-               "pubmedlm.digest": digest(cfg)}
-        group = open_group_run(uri, plan.experiment, plan.variant, key,
-                               {"pubmedlm.overrides": json.dumps(list(plan.overrides))}, _recipe(cfg))
-        tags = {"pubmedlm.study": plan.study, "pubmedlm.variant": plan.variant,
-                "mlflow.parentRunId": group.run_id}
-        status = "FAILED"
-        try:
-            for d, state in todo.items():
-                if state != "tuned":
-                    progress(f"[{plan.study}/{plan.variant}] {d}: tune")
-                    tune.run_task(cfg, d, plan.params_file, out_base=plan.folder, experiment=plan.experiment,
-                                  run_tags=tags)
-                progress(f"[{plan.study}/{plan.variant}] {d}: fine-tune {cfg.finetune.seeds_for(d)} seed(s)")
-                finetune.run_task(cfg, d, plan.params_file, out_base=plan.folder, experiment=plan.experiment,
-                                  run_tags=tags)
-            status = "FINISHED"
-        except BaseException as e:
-            status = "KILLED" if interrupted_by(e) or isinstance(e, KeyboardInterrupt) else "FAILED"
-            raise
-        finally:
-            logger = RunLogger(group.run_id, uri)
-            logger.log_metrics(_variant_metrics(plan), step=0)
-            logger.flush(60)
-            end_run(uri, group.run_id, status)
-
-
-def _variant_metrics(plan: VariantPlan) -> dict[str, float]:
+def variant_metrics(plan: VariantPlan) -> dict[str, float]:
+    """`test_mean/<dataset>`, `test_std/<dataset>`, `seeds/<dataset>` of the datasets done."""
     out = {}
     for d in plan.datasets:
         path = plan.folder / "finetune" / d / "results.json"
@@ -262,10 +232,11 @@ def _spawn(plan: VariantPlan) -> int:
     return subprocess.run(cmd, check=False).returncode
 
 
-def run_study(plans: Sequence[VariantPlan], jobs: int | None = None, progress: Progress = print,
-              execute: Callable[[VariantPlan, Progress], None] = run_variant,
+def run_study(plans: Sequence[VariantPlan], execute: Callable[[VariantPlan, Progress], None],
+              jobs: int | None = None, progress: Progress = print,
               spawn: Callable[[VariantPlan], int] = _spawn) -> list[str]:
-    """Run every variant with work left (`jobs` at a time); returns a summary line per variant."""
+    """Run every variant with work left (`jobs` at a time): in this process by `execute` (the stages'
+    side, `evaluate_model.run_study_variant`), or each as its own process; a summary line per variant."""
     if not plans:
         return []
     cfg = plans[0].config()
@@ -288,4 +259,4 @@ def run_study(plans: Sequence[VariantPlan], jobs: int | None = None, progress: P
 
 
 __all__ = ["STUDIES", "VariantPlan", "available", "describe", "digest", "make_plan", "pending", "protocol",
-           "resolve", "run_study", "run_variant", "summary_line", "variant_folder"]
+           "recipe", "resolve", "run_study", "summary_line", "variant_folder", "variant_metrics"]

@@ -34,6 +34,7 @@ def run_cmd(
 ) -> None:
     """Fine-tune every variant of a study on its datasets into data/studies/<name>/<variant>/, tracked
     in the MLflow experiment study-<name>; a rerun runs only what is not done with the same params."""
+    from pubmedlm.evaluate_model import run_study_variant
     from pubmedlm.infra.tracking_uri import check_tracking, tracking_uri
     from pubmedlm.project import project_root, stop_on_signals
     from pubmedlm.studies import runner
@@ -46,7 +47,8 @@ def run_cmd(
         return
     check_tracking(tracking_uri(plans[0].config(), root))
     with stop_on_signals():
-        lines = runner.run_study(plans, jobs, progress=lambda m: console.print(m, highlight=False))
+        lines = runner.run_study(plans, run_study_variant, jobs,
+                                 progress=lambda m: console.print(m, markup=False, highlight=False))
     for line in lines:
         typer.echo(line)
 

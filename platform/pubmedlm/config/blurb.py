@@ -22,8 +22,10 @@ def known_datasets(value: list[str], user_tasks: bool = False) -> list[str]:
     """A list of dataset ids: each known, none twice. With task files declared (`user_tasks`), other
     ids are let through here and checked against those files' tasks by the stages that read them
     (`usertasks.declared.activate`), so the config does not read task files."""
+    from pubmedlm.blurb.tasks import user_tasks as declared
+
     known = blurb_dataset_ids()
-    unknown = [d for d in value if d not in known]
+    unknown = [d for d in value if d not in known and d not in declared()]  # declared: already checked
     if unknown and not user_tasks:
         raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(known)} "
                          "(your own tasks: declare them in task files, tasks.files)")
@@ -266,7 +268,9 @@ class FinetuneConfig(StrictModel):
     @field_validator("seeds")
     @classmethod
     def _seed_keys(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
-        known = blurb_dataset_ids()
+        from pubmedlm.blurb.tasks import user_tasks
+
+        known = [*blurb_dataset_ids(), *user_tasks()]
         unknown = [k for k in value if k != "default" and k not in known and not _user_tasks(info)]
         if unknown or "default" not in value or any(n < 1 for n in value.values()):
             raise ValueError("seeds: a `default` count and optional dataset ids, each >= 1 "

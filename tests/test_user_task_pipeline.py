@@ -185,3 +185,19 @@ def test_serving_turns_typed_bio_logits_into_typed_spans() -> None:
         {"type": "Chemical", "start": 44, "end": 51, "text": "aspirin"}]
     assert text_spans("Aspirin helps.", split_words("Aspirin helps."), ["B", "O", "O"], "BC5-chem") == [
         {"type": "BC5-chem", "start": 0, "end": 7, "text": "Aspirin"}]  # untyped: the dataset's name
+
+
+def test_report_shows_user_tasks_apart_from_blurb() -> None:
+    from pubmedlm.report.leaderboard import html_page, markdown, published_columns
+
+    per_type = {"Chemical": {"f1": 0.7}, "Disease": {"f1": 0.5}, "micro": {"f1": 0.615}}
+    yours = {"CDR-typed": {"metric": "typed_entity_f1", "mean": 61.5, "std": 0.0, "seeds": 1,
+                           "dev_mean": 60.0, "per_type": per_type}}
+    columns = published_columns(["PubMedBERT"])
+    page = markdown(columns, {}, yours=yours)
+    blurb_table, block = page.split("## Your tasks")
+    assert "CDR-typed" not in blurb_table
+    row = "| CDR-typed | typed_entity_f1 | 61.50 ± 0.00 | 1 | 60.00 | Chemical 70.00, Disease 50.00, micro 61.50 |"
+    assert row in block
+    assert '<table id="yours">' in html_page(columns, {}, yours=yours)
+    assert "Your tasks" not in markdown(columns, {})

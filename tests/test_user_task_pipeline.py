@@ -197,7 +197,8 @@ def test_report_shows_user_tasks_apart_from_blurb() -> None:
     page = markdown(columns, {}, yours=yours)
     blurb_table, block = page.split("## Your tasks")
     assert "CDR-typed" not in blurb_table
-    row = "| CDR-typed | typed_entity_f1 | 61.50 ± 0.00 | 1 | 60.00 | Chemical 70.00, Disease 50.00, micro 61.50 |"
+    row = ("| CDR-typed | typed_entity_f1 | 61.50 ± 0.00 | 1 | 60.00 | "
+           "Chemical 70.00, Disease 50.00, micro 61.50 |")
     assert row in block
     assert '<table id="yours">' in html_page(columns, {}, yours=yours)
     assert "Your tasks" not in markdown(columns, {})

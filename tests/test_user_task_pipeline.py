@@ -138,6 +138,7 @@ def test_bad_task_file_is_one_line_cli_error(project: Path, capsys: pytest.Captu
 
 
 def test_unknown_dataset_names_the_task_files(project: Path) -> None:
+    from pubmedlm.blurb import tasks
     from pubmedlm.config import load_config
     from pubmedlm.errors import UserError
     from pubmedlm.usertasks.declared import activate
@@ -153,6 +154,7 @@ def test_unknown_dataset_names_the_task_files(project: Path) -> None:
         activate(cfg, project)
     cfg.finetune.datasets = ["GAD", "ade"]
     assert set(activate(cfg, project)) == {"ade"}
+    tasks.use_user_tasks({})  # the lookup is per process: leave none declared for later tests
 
 
 # -- hermetic: serving decodes typed tags into typed spans ---------------------------------------------

@@ -74,16 +74,15 @@ def _encode(spans: list[tuple[str, int, int]], length: int, scheme: str) -> list
     return tags
 
 
-@pytest.fixture(scope="module")
-def cdr(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The typed collection: its folder, each split's expected (tokens, typed IOB2 tags) and the
-    B lines of the source files in the cut (the independent mention count)."""
-    folder = tmp_path_factory.mktemp("collection") / "BC5CDR-IOB"
-    folder.mkdir()
+def cut_typed_cdr(mirror: Path, folder: Path, sentences: int = SENTENCES) -> dict:
+    """The typed collection: `sentences` per split written to `folder` (MTL layout: train.tsv,
+    devel.tsv, test.tsv); returns its folder, each split's expected (tokens, typed IOB2 tags) and
+    the B lines of the source files in the cut (the independent mention count)."""
+    folder.mkdir(parents=True)
     expected, b_lines = {}, {}
     for split, name in MTL.items():
-        chem = _blurb_sentences(mirror / "blurb" / "BC5CDR-chem" / f"{split}.tsv", SENTENCES)
-        disease = _blurb_sentences(mirror / "blurb" / "BC5CDR-disease" / f"{split}.tsv", SENTENCES)
+        chem = _blurb_sentences(mirror / "blurb" / "BC5CDR-chem" / f"{split}.tsv", sentences)
+        disease = _blurb_sentences(mirror / "blurb" / "BC5CDR-disease" / f"{split}.tsv", sentences)
         rows, lines = [], []
         for c, d in zip(chem, disease, strict=True):
             assert [t for t, _ in c] == [t for t, _ in d]
@@ -97,6 +96,12 @@ def cdr(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         b_lines[split] = {"Chemical": sum(tag == "B" for s in chem for _, tag in s),
                           "Disease": sum(tag == "B" for s in disease for _, tag in s)}
     return {"folder": folder, "expected": expected, "b_lines": b_lines}
+
+
+@pytest.fixture(scope="module")
+def cdr(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The typed collection of `cut_typed_cdr`, SENTENCES per split."""
+    return cut_typed_cdr(mirror, tmp_path_factory.mktemp("collection") / "BC5CDR-IOB")
 
 
 def _task_file(path: Path, *tasks: dict) -> Path:

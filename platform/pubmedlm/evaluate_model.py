@@ -36,7 +36,7 @@ def run_blurb(cfg: Config, model: str, datasets: list[str] | None = None,
 
     root = project_root()
     cfg = cfg.model_copy(deep=True)
-    ids = [plan.check_task(d) for d in (datasets or cfg.finetune.datasets)]
+    ids = [plan.check_task(d, cfg) for d in (datasets or cfg.finetune.datasets)]
     cfg.finetune.datasets = ids
     encoder = resolve_encoder(model, root)
     load_checked_tokenizer(encoder)

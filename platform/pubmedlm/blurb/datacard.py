@@ -102,6 +102,24 @@ def readme_text(datasets: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def user_tasks_text(records: dict[str, dict[str, Any]]) -> str:
+    """The README's section on the users' own tasks (`tasks.files`): counts, and NER mentions per type."""
+    if not records:
+        return ""
+    lines = ["", "## Your tasks (tasks.files; not BLURB, never in the BLURB score)", "",
+             "| task | task type | task file | unit | train | dev | test | "
+             "mentions per type (train / dev / test) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, e in records.items():
+        mentions = e.get("mentions") or {}
+        kinds = sorted({k for split in mentions.values() for k in split})
+        per_type = "; ".join(f"{k} {' / '.join(str(mentions[s].get(k, 0)) for s in SPLITS)}" for k in kinds)
+        counts = " | ".join(f"{e['counts'][s]:,}" for s in SPLITS)
+        lines.append(f"| {name} | {e['task_type']} | {e['task_file']} | {e['unit']} | {counts} | "
+                     f"{per_type or '–'} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_dataset(folder: Path, p: Prepared, entry: dict[str, Any]) -> None:
     """`<id>/{train,dev,test}.jsonl` and `<id>/meta.json` of one prepared dataset."""
     for split in SPLITS:
@@ -128,5 +146,5 @@ def summary_metrics(datasets: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 __all__ = [
     "ROWS", "cell", "entry", "excluded", "note", "readme_text", "schema_text", "summary_metrics",
-    "write_dataset",
+    "user_tasks_text", "write_dataset",
 ]

@@ -194,8 +194,21 @@ METRICS = {
     "accuracy": accuracy,
 }
 
+# Metrics with a per-class breakdown (evaluate writes it beside the score).
+REPORTS = {"typed_entity_f1": typed_entity_report}
+
 __all__ = [
-    "METRICS", "PICO_CLASSES", "abstract_id", "accuracy", "entity_f1", "hoc_abstract_micro_f1",
-    "micro_f1_excluding", "pearson", "pico_token_macro_f1", "positive_f1", "typed_entity_f1",
+    "METRICS",
+    "PICO_CLASSES",
+    "REPORTS",
+    "abstract_id",
+    "accuracy",
+    "entity_f1",
+    "hoc_abstract_micro_f1",
+    "micro_f1_excluding",
+    "pearson",
+    "pico_token_macro_f1",
+    "positive_f1",
+    "typed_entity_f1",
     "typed_entity_report",
 ]

@@ -166,6 +166,20 @@ def score_dataset(task: Task, gold_rows: list[Row], preds: list[Any]) -> float |
     return None if math.isnan(value) else 100 * value
 
 
+def breakdown(gold_dir: Path, task: Task, path: Path, split: str) -> dict[str, Any] | None:
+    """The metric's per-class breakdown (`metrics.REPORTS`; typed NER: precision, recall, F1 and
+    support per type and micro) of one prediction file, on the gold rows it predicts (a capped run
+    predicts a sample); None for a metric without one."""
+    from pubmedlm.blurb.metrics import REPORTS
+
+    if task.metric not in REPORTS:
+        return None
+    _, gold = load_gold(gold_dir, task, split)
+    ids = {row["id"] for _, row in _lines(path)}
+    gold, preds = read_predictions(path, task, [r for r in gold if r["id"] in ids])
+    return REPORTS[task.metric]([r["tags"] for r in gold], preds)
+
+
 def _prediction_files(pred_dir: Path) -> dict[str, Path]:
     if not pred_dir.is_dir():
         raise PredictionError(f"predictions folder not found: {pred_dir}")
@@ -248,6 +262,6 @@ def rich_table(result: dict[str, Any], name: str,
 
 
 __all__ = [
-    "PredictionError", "comparison_markdown", "load_gold", "read_predictions", "rich_table", "score_dataset",
-    "score_predictions",
+    "PredictionError", "breakdown", "comparison_markdown", "load_gold", "read_predictions", "rich_table",
+    "score_dataset", "score_predictions",
 ]

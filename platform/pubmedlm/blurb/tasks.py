@@ -23,13 +23,21 @@ tests, so that the table, which the config reads, does not import the metrics) |
 | `deviations` | split -> {count, reason}: documented differences between our data and the paper's count |
 
 `canonical()` and the score's aliases come from here: any of id, paper name or folder names a task.
+
+**Users' tasks.** `get` is the one lookup of every stage: BLURB's 13 by any name, then the tasks
+declared in `tasks.files` (`usertasks.declared.activate` hands their rows to `use_user_tasks`),
+then, given the prepared folder, a task whose `<prepared>/<id>/meta.json` blurb-data wrote for a
+user task (a Ray worker's process has no declared tasks of its own). `all_tasks()`, the score and
+the paper's tables stay BLURB's 13: a user task is never part of the BLURB score.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -106,6 +114,18 @@ class Task:
             "notes": self.notes,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Task:
+        """The row `as_dict` wrote (a prepared meta.json, a fine-tuned model's task file); the source
+        paths are not in it (empty)."""
+        return cls(
+            id=d["id"], paper_name=d["paper_name"], folder=d["folder"], task_type=d["task_type"],
+            head=d["head"], format=d["format"], files={s: () for s in SPLITS}, labels=tuple(d["labels"]),
+            metric=d["metric"], metric_args=dict(d.get("metric_args") or {}), max_length=int(d["max_length"]),
+            input=dict(d["input"]), unit=d["unit"], paper_counts=dict(d.get("paper_counts") or {}),
+            score_range=tuple(d["score_range"]) if d.get("score_range") else None, notes=d.get("notes", ""),
+        )
+
 
 def _paths(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
@@ -169,12 +189,49 @@ def _by_name() -> dict[str, str]:
     return names
 
 
-def get(name: str) -> Task:
-    """The task named by its id, paper name or mirror folder (case-insensitive)."""
-    try:
+_USER: dict[str, Task] = {}  # the declared user tasks of this process (`use_user_tasks`)
+
+
+def use_user_tasks(rows: dict[str, Task]) -> None:
+    """Make `rows` (id -> row) the user tasks `get` knows, replacing any earlier ones."""
+    clash = [i for i in rows if i.lower() in _by_name()]
+    if clash:
+        raise TaskTableError(f"user task id {clash[0]!r} names a BLURB dataset")
+    _USER.clear()
+    _USER.update(rows)
+
+
+def user_tasks() -> dict[str, Task]:
+    """The declared user tasks, by id (task files' order)."""
+    return dict(_USER)
+
+
+def is_blurb(name: str) -> bool:
+    """Whether `name` names one of BLURB's 13 (id, paper name or mirror folder)."""
+    return name.lower() in _by_name()
+
+
+def prepared_user_task(prepared: str | Path, task_id: str) -> Task | None:
+    """The row blurb-data wrote for a user task (`<prepared>/<id>/meta.json`, origin user), or None."""
+    meta = Path(prepared) / task_id / "meta.json"
+    if not meta.is_file():
+        return None
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    return Task.from_dict(data["task"]) if data.get("origin") == "user" else None
+
+
+def get(name: str, prepared: str | Path | None = None) -> Task:
+    """The task named by its id, paper name or mirror folder (BLURB: case-insensitive), or a declared
+    user task by id; with `prepared` (the blurb-data folder), also a user task prepared there."""
+    if is_blurb(name):
         return all_tasks()[_by_name()[name.lower()]]
-    except KeyError:
-        raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(all_tasks())}") from None
+    if name in _USER:
+        return _USER[name]
+    found = prepared_user_task(prepared, name) if prepared else None
+    if found is not None:
+        return found
+    yours = f"; your tasks (tasks.files): {', '.join(_USER)}" if _USER else ""
+    raise KeyError(f"unknown BLURB dataset {name!r}; known: {', '.join(all_tasks())}{yours}")
 
 
 def name_aliases() -> dict[str, str]:
@@ -205,6 +262,10 @@ __all__ = [
     "TaskTableError",
     "all_tasks",
     "get",
+    "is_blurb",
     "name_aliases",
+    "prepared_user_task",
     "type_groups",
+    "use_user_tasks",
+    "user_tasks",
 ]

@@ -58,7 +58,8 @@ class Config(StrictModel):
     blurb_data: BlurbDataConfig = BlurbDataConfig()
     """The `blurb-data` stage."""
     tasks: TasksConfig = TasksConfig()
-    """Users' own tasks declared in task files (read, not yet wired into the stages)."""
+    """Users' own tasks declared in task files: prepared by blurb-data, fine-tuned and scored beside
+    BLURB's datasets (never inside the BLURB score)."""
     pretrain: PretrainConfig | None = None
     """The `pretrain` stage (required to run it)."""
     finetune: FinetuneConfig = FinetuneConfig()
@@ -136,8 +137,10 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = 
             value = text.split("=", 1)[1].strip()
         _set_dotted(data, key, value, f"{path} (--set {key})")
         source = f"{path} with --set {', '.join(overrides or [])}"
+    tasks = data.get("tasks")
+    declared = isinstance(tasks, dict) and bool(tasks.get("files"))  # ids checked by usertasks.declared
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={"user_tasks": declared})
     except ValidationError as e:
         raise ConfigError(format_errors(e, source)) from None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from pubmedlm.config.base import StrictModel
 
@@ -18,15 +18,25 @@ def blurb_dataset_ids() -> list[str]:
     return list(all_tasks())
 
 
-def known_datasets(value: list[str]) -> list[str]:
-    """A list of dataset ids: each known, none twice."""
+def known_datasets(value: list[str], user_tasks: bool = False) -> list[str]:
+    """A list of dataset ids: each known, none twice. With task files declared (`user_tasks`), other
+    ids are let through here and checked against those files' tasks by the stages that read them
+    (`usertasks.declared.activate`), so the config does not read task files."""
+    from pubmedlm.blurb.tasks import user_tasks as declared
+
     known = blurb_dataset_ids()
-    unknown = [d for d in value if d not in known]
-    if unknown:
-        raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    unknown = [d for d in value if d not in known and d not in declared()]  # declared: already checked
+    if unknown and not user_tasks:
+        raise ValueError(f"unknown BLURB dataset(s) {', '.join(unknown)}; known: {', '.join(known)} "
+                         "(your own tasks: declare them in task files, tasks.files)")
     if len(set(value)) != len(value):
         raise ValueError("a dataset is listed twice")
     return value
+
+
+def _user_tasks(info: ValidationInfo) -> bool:
+    """Whether the params declare task files (`load_config` says so in the validation context)."""
+    return bool((info.context or {}).get("user_tasks"))
 
 
 class BlurbDataConfig(StrictModel):
@@ -252,13 +262,16 @@ class FinetuneConfig(StrictModel):
 
     @field_validator("datasets")
     @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        return known_datasets(value)
+    def _known(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return known_datasets(value, _user_tasks(info))
 
     @field_validator("seeds")
     @classmethod
-    def _seed_keys(cls, value: dict[str, int]) -> dict[str, int]:
-        unknown = [k for k in value if k != "default" and k not in blurb_dataset_ids()]
+    def _seed_keys(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        from pubmedlm.blurb.tasks import user_tasks
+
+        known = [*blurb_dataset_ids(), *user_tasks()]
+        unknown = [k for k in value if k != "default" and k not in known and not _user_tasks(info)]
         if unknown or "default" not in value or any(n < 1 for n in value.values()):
             raise ValueError("seeds: a `default` count and optional dataset ids, each >= 1 "
                              f"(unknown: {', '.join(unknown) or 'none'})")

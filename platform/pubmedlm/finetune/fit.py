@@ -101,7 +101,8 @@ def _codec(settings: Settings) -> TaskCodec:
     """The task's codec (tokenizer loaded, model checked): once per process and (model, task, options)."""
     key = (settings.model, settings.task, settings.codec)
     if key not in _CODECS:
-        codec = TaskCodec(tasks.get(settings.task), load_checked_tokenizer(settings.model), settings.codec)
+        task = tasks.get(settings.task, settings.gold_dir)  # a Ray worker: user tasks from gold_dir
+        codec = TaskCodec(task, load_checked_tokenizer(settings.model), settings.codec)
         check_model(settings.model, codec)
         _CODECS.clear()
         _CODECS[key] = codec

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pubmedlm.blurb import tasks
+from pubmedlm.blurb.tasks import Task
 from pubmedlm.finetune.features import CodecOptions, FinetuneError, TaskCodec
 from pubmedlm.text.models import load_tokenizer, resolve_model
 from pubmedlm.train.loop import sdpa_mask
@@ -39,18 +41,24 @@ _HEAD_SUFFIXES = ("ForTokenClassification", "ForSequenceClassification")
 TASK_FILE = "pubmedlm_task.json"
 
 
-def write_task_file(folder: Path, task_id: str, options: CodecOptions, precision: str) -> None:
-    meta = {"task": task_id, "codec": asdict(options), "precision": precision}
+def write_task_file(folder: Path, task: Task, options: CodecOptions, precision: str) -> None:
+    """The task, encoding options and precision a model was trained with. A user task's row is kept
+    whole (`task_row`): served elsewhere, the model needs no task file or prepared data to decode."""
+    meta = {"task": task.id, "codec": asdict(options), "precision": precision}
+    if not tasks.is_blurb(task.id):
+        meta["task_row"] = task.as_dict()
     (folder / TASK_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def read_task_file(folder: Path) -> tuple[str, CodecOptions, str]:
+def read_task_file(folder: Path) -> tuple[Task, CodecOptions, str]:
+    """The task (BLURB's by id, a user task from its kept row), encoding options and precision."""
     path = Path(folder) / TASK_FILE
     if not path.is_file():
         raise FinetuneError(f"{folder}: not a fine-tuned task model ({TASK_FILE} missing); "
                             "use data/finetune/<task>/model from the finetune stage")
     meta = json.loads(path.read_text())
-    return meta["task"], CodecOptions(**meta["codec"]), meta.get("precision", "fp32")
+    task = Task.from_dict(meta["task_row"]) if "task_row" in meta else tasks.get(meta["task"])
+    return task, CodecOptions(**meta["codec"]), meta.get("precision", "fp32")
 
 
 def load_checked_tokenizer(model: str) -> Any:

@@ -53,7 +53,7 @@ def settings(cfg: Config, task_id: str, model: str, gold_dir: Path) -> Settings:
     task table and the model's config (a `FinetuneError` naming the param, before any compute)."""
     from pubmedlm.finetune.stabilizers import check_layers
 
-    tasks.get(task_id)  # unknown ids fail here, by name
+    tasks.get(task_id, gold_dir)  # unknown ids fail here, by name
     check_layers(cfg.finetune, model)
     return Settings(model=model, task=task_id, gold_dir=str(gold_dir), finetune=cfg.finetune,
                     runtime=cfg.runtime,
@@ -76,15 +76,19 @@ def flags(cfg: Config, gold_dir: Path, task_id: str) -> dict[str, Any]:
                      if caps else "")}
 
 
-def require_task(stage: str, task: str | None) -> str:
+def require_task(stage: str, task: str | None, cfg: Config) -> str:
     """A stage run per dataset needs one named (`--task ID`); returns its dataset id."""
     if task is None:
         raise FinetuneError(f"{stage}: name the task (--task ID); DVC runs one {stage} stage per dataset")
-    return check_task(task)
+    return check_task(task, cfg)
 
 
-def check_task(task_id: str) -> str:
-    """The dataset id of a task name, or a FinetuneError naming the known ids."""
+def check_task(task_id: str, cfg: Config) -> str:
+    """The dataset id of a task name (BLURB's, or one of the task files in `tasks.files`, which are
+    declared to the task lookup here), or a FinetuneError naming the known ids."""
+    from pubmedlm.usertasks.declared import activate
+
+    activate(cfg)
     try:
         return tasks.get(task_id).id
     except KeyError as e:

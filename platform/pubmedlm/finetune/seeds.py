@@ -61,7 +61,7 @@ def seed_worker(settings: Settings, hp: HParams, seed: int, index: int, out: str
             write_predictions(folder / "predictions" / split / f"{settings.task}.jsonl",
                               data.splits[split].rows, preds)
         fitted.model.save(folder / "model", data.codec.tokenizer)
-        write_task_file(folder / "model", settings.task, settings.codec, settings.finetune.precision)
+        write_task_file(folder / "model", data.codec.task, settings.codec, settings.finetune.precision)
         result = {"index": index, "seed": seed, "dev_score": scores["dev"],
                   "test_score": scores["test"], "dev_curve": fitted.dev_scores,
                   "train_seconds": fitted.train_seconds, "steps": fitted.steps,

@@ -22,8 +22,10 @@ relation label |
 
 Raw text is split into words the way BLURB's NER files are (`tokenizers`' BERT pre-tokenizer:
 whitespace, then each punctuation character a word of its own), then labelled as in training
-(the first piece of each word). Untyped mention tags (NER's `B`/`I`) give the dataset's name as
-the span type.
+(the first piece of each word). Typed tags (a user's typed NER task: `B-Chemical`, `I-Chemical`)
+give their type (`{"type": "Chemical", "start", "end", "text"}`); untyped mention tags (BLURB NER's
+`B`/`I`) give the dataset's name as the span type. A user task's model carries its task row
+(`pubmedlm_task.json`), so it serves without the task file or the prepared data.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from pubmedlm.blurb import tasks
 from pubmedlm.finetune import tagging
 from pubmedlm.finetune.features import FinetuneError, TaskCodec
 from pubmedlm.finetune.heads import read_task_file
@@ -70,6 +71,17 @@ def load_task_model(folder: Path, codec: TaskCodec):
     return model.eval()
 
 
+def text_spans(text: str, words: list[tuple[str, int, int]], tags: list[str],
+               untyped: str) -> list[dict[str, Any]]:
+    """Mentions of word-level tags as character spans of `text` (`words`: `split_words(text)`): typed
+    tags give their type, untyped ones (`B`/`I`) the type `untyped` (the dataset's name)."""
+    spans = []
+    for kind, first, last in tagging.spans(tags) if words else []:
+        start, end = words[first][1], words[last][2]
+        spans.append({"type": kind or untyped, "start": start, "end": end, "text": text[start:end]})
+    return spans
+
+
 class TaskPredictor:
     """A fine-tuned model folder, ready to predict rows (the BLURB normalized form) or raw text."""
 
@@ -81,8 +93,8 @@ class TaskPredictor:
         from pubmedlm.text.models import load_tokenizer
 
         self.folder = Path(folder)
-        task_id, options, trained_precision = read_task_file(self.folder)
-        self.task = tasks.get(task_id)
+        self.task, options, trained_precision = read_task_file(self.folder)
+        task_id = self.task.id
         tokenizer = load_tokenizer(str(self.folder))
         self.codec = TaskCodec(self.task, tokenizer, options)
         self.model = load_task_model(self.folder, self.codec)
@@ -124,15 +136,8 @@ class TaskPredictor:
                                 f"give rows with {self.task.input['fields']}")
         words = [split_words(t) for t in texts]
         tags = self.predict_rows([{"tokens": [w for w, _, _ in ws] or ["."]} for ws in words])
-        out = []
-        for text, ws, row_tags in zip(texts, words, tags, strict=True):
-            spans = []
-            for kind, first, last in tagging.spans(row_tags) if ws else []:
-                start, end = ws[first][1], ws[last][2]
-                spans.append({"start": start, "end": end, "type": kind or self.task.paper_name,
-                              "text": text[start:end]})
-            out.append(spans)
-        return out
+        return [text_spans(text, ws, row_tags, self.task.paper_name)
+                for text, ws, row_tags in zip(texts, words, tags, strict=True)]
 
     def predict_table(self, records: list[dict[str, Any]]) -> list[Any]:
         """The pyfunc contract: NER/PICO rows carry `text`; other tasks their input fields."""
@@ -181,8 +186,8 @@ def log_task_model(folder: Path, name: str) -> Any:
 
     from pubmedlm import __version__
 
-    task_id, _, _ = read_task_file(folder)
-    task = tasks.get(task_id)
+    task, _, _ = read_task_file(folder)
+    task_id = task.id
     if task.head == "token_classification":
         # `text` or `tokens`: either may be absent, which a signature cannot say without MLflow
         # silently dropping a misnamed column; `predict_table` checks the input itself.
@@ -199,4 +204,5 @@ def log_task_model(folder: Path, name: str) -> Any:
             metadata={"pubmedlm.task": task_id, "pubmedlm.input_columns": columns})
 
 
-__all__ = ["BlurbTaskModel", "TaskPredictor", "load_task_model", "log_task_model", "split_words"]
+__all__ = ["BlurbTaskModel", "TaskPredictor", "load_task_model", "log_task_model", "split_words",
+           "text_spans"]

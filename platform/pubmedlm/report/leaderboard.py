@@ -22,6 +22,8 @@ from typing import Any
 from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.blurb.published import published
 from pubmedlm.blurb.score import TASK_TYPES, blurb_score, canonical
+from pubmedlm.usertasks.results import TITLE as USER_TITLE
+from pubmedlm.usertasks.results import table as user_table
 
 
 @dataclass
@@ -218,7 +220,9 @@ def _cost_caption(ledger: dict[str, Any]) -> str:
 
 def markdown(columns: list[Column], plots: dict[str, str],
              registry: list[dict[str, Any]] | None = None, summary: str = "",
-             cost: dict[str, Any] | None = None) -> str:
+             cost: dict[str, Any] | None = None, yours: dict[str, Any] | None = None) -> str:
+    """The leaderboard page in markdown; users' tasks (`yours`: evaluate's `tasks`) in a block of
+    their own under the BLURB table."""
     lines = ["# BLURB leaderboard", "", *([summary, ""] if summary else []),
              "Test scores (%), our runs (mean ± std over seeds) beside the published models (Gu et al. 2022; "
              "BioLinkBERT: Yasunaga et al. 2022).", ""]
@@ -232,6 +236,7 @@ def markdown(columns: list[Column], plots: dict[str, str],
     notes = _notes(columns)
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
+    lines += user_table(yours or {})
     if registry:
         lines += ["", "## Model registry", "", "| " + " | ".join(REGISTRY_HEAD) + " |",
                   "|---" * len(REGISTRY_HEAD) + "|"]
@@ -274,9 +279,23 @@ def _kind(c: Column) -> str:
     return "ours" if c.ours else "baseline" if c.baseline else "published"
 
 
+def _user_html(yours: dict[str, Any]) -> str:
+    """The users' tasks block of the page (the markdown table's rows, as HTML)."""
+    rows_ = [r for r in user_table(yours) if r.startswith("| ") and not r.startswith("| task |")]
+    if not rows_:
+        return ""
+    e = html.escape
+    head = user_table(yours)[3].strip("|").split("|")
+    body = "".join("<tr>" + "".join(f"<td>{e(c.strip())}</td>" for c in r.strip("|").split("|")) + "</tr>"
+                   for r in rows_)
+    heads = "".join(f"<th>{e(h.strip())}</th>" for h in head)
+    return (f'<h2>{e(USER_TITLE)}</h2><table id="yours"><thead><tr>{heads}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
 def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict[str, Any]] | None = None,
               title: str = "pubmedlm: BLURB leaderboard", summary: str = "",
-              cost: dict[str, Any] | None = None) -> str:
+              cost: dict[str, Any] | None = None, yours: dict[str, Any] | None = None) -> str:
     """One self-contained page: what ran (`summary`), the leaderboard, the registry decisions, the plots."""
     e = html.escape
     head = "".join(f'<th class="{_kind(c)}">{e(c.name)}'
@@ -304,6 +323,7 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
     notes = _notes(columns)
     if notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
+    parts.append(_user_html(yours or {}))
     if registry:
         parts.append('<h2>Model registry</h2><table id="registry"><thead><tr>'
                      + "".join(f"<th>{e(h)}</th>" for h in REGISTRY_HEAD) + "</tr></thead><tbody>")

@@ -14,7 +14,11 @@ from dev). Writes:
   model inputs; layout in `blurb/exports.py`, rules in `blurb/derive.py`);
 * `data/blurb_data/README.md` (schema, exports, counts table) and `config.yaml` (the `blurb_data` params);
 * `metrics/blurb_data.json`: per dataset its status (`ok`, `proxy`, `missing`, `excluded`), counts
-  and paper counts, deviations, missing reason, unverified sources.
+  and paper counts, deviations, missing reason, unverified sources; under `tasks`, the users' own
+  tasks (`tasks.files`), prepared the same way into `data/blurb_data/<id>/` by `usertasks.prepare`,
+  with counts and, for NER, mentions per type and split.
+
+User tasks are read first (before any BLURB source), so a bad data file stops the stage at once.
 
 A dataset whose sources are missing is reported as missing, by name, never skipped. Every source's
 sha256 goes to the MLflow run as a `source.<path>.sha256` tag. The records and the README are
@@ -34,9 +38,11 @@ from pubmedlm.config import Config
 from pubmedlm.infra.sources import Catalog
 from pubmedlm.project import data_dir, metrics_path, project_root, publication
 from pubmedlm.stages import StageResult, write_resolved_config
+from pubmedlm.usertasks.prepare import prepare as prepare_user
+from pubmedlm.usertasks.schema import load_task_files
 
 STAGE = "blurb_data"
-SECTIONS = ("blurb_data",)
+SECTIONS = ("blurb_data", "tasks")
 SPLITS = tasks.SPLITS
 
 
@@ -67,17 +73,23 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     # Catalogs read and the mirror folder checked before the run starts or any output is touched.
     finder = SourceFinder(Catalog(cfg.blurb_data.catalogs), root / cfg.runtime.cache_dir,
                           cfg.runtime.progress)
+    user = [prepare_user(spec) for spec in load_task_files(cfg.tasks.files, root)]
     with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
         started = time.perf_counter()
         with publication(out_dir) as staged:
             tmp = staged.dirs[0]
             datasets = _prepare_all(cfg, finder, tmp)
-            (tmp / "README.md").write_text(datacard.readme_text(datasets), encoding="utf-8")
+            yours = {p.task.id: p.record() for p in user}
+            for p in user:
+                p.write(tmp / p.task.id)
+            readme = datacard.readme_text(datasets) + datacard.user_tasks_text(yours)
+            (tmp / "README.md").write_text(readme, encoding="utf-8")
             write_resolved_config(tmp, cfg, SECTIONS)
-            metrics = {"datasets": datasets, **datacard.summary_metrics(datasets)}
+            metrics = {"datasets": datasets, **datacard.summary_metrics(datasets), "tasks": yours}
             staged.write_json(mpath, metrics)
         seconds = round(time.perf_counter() - started, 2)
         _track(run_, datasets, metrics)
+        _track_user(run_, yours)
         run_.log_metrics({"seconds": seconds})
         run_.log_artifact(mpath)
         run_.log_artifact(out_dir / "README.md")
@@ -99,6 +111,16 @@ def _track(run_: Any, datasets: dict[str, dict[str, Any]], metrics: dict[str, An
     run_.log_metrics({"prepared": len(metrics["prepared"]), "missing": len(metrics["missing"])})
 
 
+def _track_user(run_: Any, yours: dict[str, dict[str, Any]]) -> None:
+    """User tasks' source sha256s (by split: task files may name paths outside the project), counts
+    and mentions per type."""
+    run_.add_sources({f"tasks/{t}/{split}": s["sha256"] for t, e in yours.items()
+                      for split, s in e["sources"].items() if s["sha256"]})
+    run_.log_metrics({f"{t}.{split}": n for t, e in yours.items() for split, n in e["counts"].items()})
+    run_.log_metrics({f"{t}.{split}.{kind}": n for t, e in yours.items()
+                      for split, kinds in (e["mentions"] or {}).items() for kind, n in kinds.items()})
+
+
 def summary(result: StageResult):
     """A rich table of counts against the paper, printed by `pubmedlm blurb-data`."""
     import json
@@ -113,6 +135,9 @@ def summary(result: StageResult):
         e = metrics["datasets"][name]
         status = f"[{style[e['status']]}]{e['status']}[/]"
         table.add_row(name, status, e["unit"], *(datacard.cell(e, s) for s in SPLITS), datacard.note(e))
+    for name, e in metrics.get("tasks", {}).items():  # users' tasks: no paper counts
+        table.add_row(name, "[cyan]yours[/]", e["unit"], *(f"{e['counts'][s]:,}" for s in SPLITS),
+                      f"task file {e['task_file']}")
     return table
 
 

@@ -4,6 +4,9 @@ missing), "proxy" (EBM PICO train carved from dev) and "not comparable" (capped 
 dataset's sanity baseline (`blurb.baselines`: a constant prediction) on the very dev and test rows
 the fine-tuned models were scored on (the ids of the best-dev seed's prediction files).
 
+Users' tasks (`tasks.files`) are listed under `tasks` with their metric and per-type breakdown
+(`usertasks.results`), in a table of their own: never in the BLURB score.
+
 Outputs: `metrics/evaluate.json` (per-dataset mean ± std, seeds, flags, sanity baseline, the BLURB
 score and its per-type averages) and `reports/evaluate/blurb.md` (the comparison table and the notes).
 (`pubmedlm evaluate --predictions DIR` scores external prediction files instead.)
@@ -15,12 +18,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pubmedlm.blurb import tasks
 from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.blurb.published import comparison_table
 from pubmedlm.blurb.score import blurb_score
 from pubmedlm.config import Config
 from pubmedlm.project import data_dir, metrics_path, project_root, reports_dir, write_json
 from pubmedlm.stages import StageResult
+from pubmedlm.usertasks.results import extras, table
 
 STAGE = "evaluate"
 SECTIONS = ("finetune", "tune")
@@ -37,15 +42,26 @@ def _scored_ids(finetune_dir: Path, task_id: str, seed: int, split: str) -> list
 
 def sanity(gold_dir: Path, finetune_dir: Path, task_id: str, best_seed: int) -> dict[str, Any]:
     """The task's sanity baseline on the dev and test rows its seeds were scored on."""
-    from pubmedlm.blurb import baselines, tasks
+    from pubmedlm.blurb import baselines
 
-    return baselines.from_gold(gold_dir, tasks.get(task_id),
+    return baselines.from_gold(gold_dir, tasks.get(task_id, gold_dir),
                                {s: _scored_ids(finetune_dir, task_id, best_seed, s) for s in ("dev", "test")})
 
 
+def _entry(r: dict[str, Any], gold_dir: Path, finetune_dir: Path, task_id: str) -> dict[str, Any]:
+    """A dataset's line of the summary (a user task's adds its metric and per-type breakdown)."""
+    e = {"paper_name": r["paper_name"], "mean": r["test"]["mean"], "std": r["test"]["std"],
+         "seeds": r["test"]["n"], "dev_mean": r["dev"]["mean"], "proxy": r["flags"]["proxy"],
+         "capped": r["flags"]["capped"], "hparams": r["hparams"],
+         "sanity": sanity(gold_dir, finetune_dir, task_id, r["best_seed"])}
+    return e if tasks.is_blurb(task_id) else e | extras(task_id, r["best_seed"], gold_dir, finetune_dir)
+
+
 def collect(finetune_dir: Path, datasets: list[str], gold_dir: Path) -> dict[str, Any]:
-    """Per-dataset results of the finetune stage, their sanity baselines, and the BLURB score."""
+    """Per-dataset results of the finetune stage, their sanity baselines, and the BLURB score; users'
+    tasks (`tasks.files`) under `tasks`, beside the BLURB datasets and never in their score."""
     per: dict[str, Any] = {}
+    yours: dict[str, Any] = {}
     not_scored: dict[str, str] = {}
     for task_id in datasets:
         path = finetune_dir / task_id / "results.json"
@@ -56,15 +72,12 @@ def collect(finetune_dir: Path, datasets: list[str], gold_dir: Path) -> dict[str
         if r["status"] != "ok":
             not_scored[task_id] = f"{r['status']}: {r.get('reason', '')}"
             continue
-        per[task_id] = {"paper_name": r["paper_name"], "mean": r["test"]["mean"], "std": r["test"]["std"],
-                        "seeds": r["test"]["n"], "dev_mean": r["dev"]["mean"], "proxy": r["flags"]["proxy"],
-                        "capped": r["flags"]["capped"], "hparams": r["hparams"],
-                        "sanity": sanity(gold_dir, finetune_dir, task_id, r["best_seed"])}
+        (per if tasks.is_blurb(task_id) else yours)[task_id] = _entry(r, gold_dir, finetune_dir, task_id)
     results = {e["paper_name"]: e["mean"] for e in per.values()}
     proxies = [e["paper_name"] for e in per.values() if e["proxy"]]
     score = blurb_score(results, proxies) if results else None
     capped = sorted(d for d, e in per.items() if e["capped"])
-    return {"datasets": per, "not_scored": not_scored, "results": results, "proxies": proxies,
+    return {"datasets": per, "tasks": yours, "not_scored": not_scored, "results": results, "proxies": proxies,
             "blurb": score.as_dict() if score else None, "not_comparable": bool(capped), "capped": capped}
 
 
@@ -81,6 +94,7 @@ def markdown(summary: dict[str, Any], name: str) -> str:
         s = e["sanity"]
         lines.append(f"| {task_id} | {e['mean']:.2f} ± {e['std']:.2f} | {e['seeds']} | "
                      f"{e['dev_mean']:.2f} | {s['dev']:.2f} / {s['test']:.2f} ({s['rule']}) | {flags} |")
+    lines += table(summary["tasks"])
     notes = [f"- {d}: not scored ({why})" for d, why in summary["not_scored"].items()]
     if summary["not_comparable"]:
         notes.append(f"- {NOT_COMPARABLE}: capped fine-tuning runs ({', '.join(summary['capped'])}); "
@@ -94,8 +108,10 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
              name: str | None = None, experiment: str | None = None) -> StageResult:
     from pubmedlm.infra.tracking import find_task_run, stage_run
     from pubmedlm.text.models import model_label
+    from pubmedlm.usertasks.declared import activate
 
     root = project_root()
+    activate(cfg, root)  # the task files' tasks, before anything is read
     finetune_dir = (out_base / "finetune") if out_base else data_dir("finetune", root)
     label = name or model_label(cfg.finetune.model)
     summary = collect(finetune_dir, list(cfg.finetune.datasets), data_dir("blurb_data", root))
@@ -107,7 +123,7 @@ def run_eval(cfg: Config, params_file: str | Path = "params.yaml", *, out_base: 
         write_json(mpath, {"model": label, "run_id": tracked.run_id, **summary})
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(summary, label), encoding="utf-8")
-        flat = {f"test/{d}": e["mean"] for d, e in summary["datasets"].items()}
+        flat = {f"test/{d}": e["mean"] for d, e in {**summary["datasets"], **summary["tasks"]}.items()}
         if summary["blurb"]:
             flat["blurb"] = summary["blurb"]["blurb"]
             flat.update({f"blurb_type/{t}": v for t, v in summary["blurb"]["per_type"].items()})

@@ -78,7 +78,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     from pubmedlm.infra.tracking_uri import tracking_uri
 
     started = time.perf_counter()
-    root, task = project_root(), plan.check_task(task)
+    root, task = project_root(), plan.check_task(task, cfg)
     out_dir = (base := out_base or root / "data") / STAGE / task
     mpath = ((out_base / "metrics" / STAGE / f"{task}.json") if out_base
              else metrics_path(f"{STAGE}/{task}", root))
@@ -129,7 +129,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml", task: str | None = None) -> StageResult:
-    return run_task(cfg, plan.require_task(STAGE, task), params_file)
+    return run_task(cfg, plan.require_task(STAGE, task, cfg), params_file)
 
 
 def summary(result: StageResult) -> str:

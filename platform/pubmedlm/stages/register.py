@@ -55,12 +55,17 @@ def _inputs(root: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         raise FinetuneError(f"register: no BLURB evaluation ({metrics_path('evaluate', root)}); "
                             "run `pubmedlm evaluate` first")
     finetune_dir = data_dir("finetune", root)
-    for task in summary["datasets"]:
+    for task in _evaluated(summary):
         if not (finetune_dir / task / "model" / "pubmedlm_task.json").is_file():
             raise FinetuneError(f"register: {finetune_dir / task / 'model'} has no pubmedlm_task.json; "
                                 f"rerun `pubmedlm finetune --task {task}`")
     return summary, {t: json.loads((finetune_dir / t / "results.json").read_text())
-                     for t in summary["datasets"]}
+                     for t in _evaluated(summary)}
+
+
+def _evaluated(summary: dict[str, Any]) -> dict[str, Any]:
+    """The evaluated BLURB datasets, then the users' tasks (`tasks`), by id."""
+    return {**summary["datasets"], **summary.get("tasks", {})}
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
@@ -71,8 +76,10 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     from pubmedlm.registry import versions
     from pubmedlm.registry.gate import register_version
     from pubmedlm.registry.serving import log_task_model
+    from pubmedlm.usertasks.declared import activate
 
     root = project_root()
+    activate(cfg, root)  # users' tasks by id, as evaluate listed them
     summary, by_task = _inputs(root)
     encoder = resolve_encoder(cfg.finetune.model, root)
     label = summary.get("model") or model_label(cfg.finetune.model)
@@ -98,7 +105,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
             ref = find_task_run(uri, experiment, task, label)
             standing, tags, desc = versions.task_version(task, r, label, b, common, cost,
                                                          ref.run_id if ref else None,
-                                                         versions.sanity_dev(summary["datasets"][task]))
+                                                         versions.sanity_dev(_evaluated(summary)[task]))
             info = log_task_model(data_dir("finetune", root) / task / "model", task)
             decisions.append(register_version(info.model_uri, f"{prefix}-{task}", standing, tags=tags,
                                               description=desc))

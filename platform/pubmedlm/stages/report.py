@@ -74,7 +74,8 @@ def build(cfg: Config, root: Path, out: Path, uri: str,
 
     ours = reporting.discover(root)
     evaluate = metrics_path("evaluate", root)
-    sanity = reporting.sanity_column(json.loads(evaluate.read_text())) if evaluate.is_file() else None
+    evaluated = json.loads(evaluate.read_text()) if evaluate.is_file() else {}
+    sanity = reporting.sanity_column(evaluated) if evaluated else None
     columns = ours + ([sanity] if sanity else []) + reporting.published_columns()
     datasets = [d for d in reporting.rows(columns) if d[0] == "dataset"]
     names = [label for _, label, _ in datasets]
@@ -85,10 +86,8 @@ def build(cfg: Config, root: Path, out: Path, uri: str,
                            {c.name: {d: (c.scores[d], c.std.get(d, 0.0)) for d in c.scores} for c in ours},
                            {c.name: c.scores for c in columns if not c.ours}, out / "scores.png")
         figures["Test scores against the published models"] = out / "scores.png"
-    if evaluate.is_file():
-        run_id = json.loads(evaluate.read_text()).get("run_id")
-        if run_id:
-            attach.update({"scores.png": run_id, "leaderboard.md": run_id, "index.html": run_id})
+    if evaluated.get("run_id"):
+        attach.update({k: evaluated["run_id"] for k in ("scores.png", "leaderboard.md", "index.html")})
     pretrain = latest_stage_run(uri, cfg.runtime.mlflow_experiment, "pretrain")
     if pretrain is not None:
         history = training_history(uri, pretrain, PRETRAIN_METRICS)
@@ -116,11 +115,12 @@ def build(cfg: Config, root: Path, out: Path, uri: str,
     decisions = json.loads(register.read_text())["models"] if register.is_file() else None
     intro = reporting.intro(facts(cfg, params_file))
     ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(cfg.finetune.datasets))
+    yours = evaluated.get("tasks", {})  # users' tasks: a block of their own, not BLURB rows
     (out / "leaderboard.md").write_text(
-        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro, ledger),
+        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro, ledger, yours),
         encoding="utf-8")
     (out / "index.html").write_text(reporting.html_page(columns, figures, decisions, summary=intro,
-                                                        cost=ledger), encoding="utf-8")
+                                                        cost=ledger, yours=yours), encoding="utf-8")
     return {"ours": [c.name for c in ours], "plots": {k: v.name for k, v in figures.items()}, "runs": attach}
 
 

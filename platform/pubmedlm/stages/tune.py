@@ -59,7 +59,7 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     from pubmedlm.infra.tracking import stage_run, task_run_tags
 
     root = project_root()
-    task = plan.check_task(task)
+    task = plan.check_task(task, cfg)
     gold = data_dir("blurb_data", root)
     out_dir = (out_base / STAGE / task) if out_base else data_dir(STAGE, root) / task
     mpath = ((out_base / "metrics" / STAGE / f"{task}.json") if out_base
@@ -121,7 +121,7 @@ def outcome(task: str, label: str, search: dict[str, Any],
 
 
 def run(cfg: Config, params_file: str | Path = "params.yaml", task: str | None = None) -> StageResult:
-    return run_task(cfg, plan.require_task(STAGE, task), params_file)
+    return run_task(cfg, plan.require_task(STAGE, task, cfg), params_file)
 
 
 def summary(result: StageResult) -> str:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pubmedlm.blurb.normalized import Row, count_units, mention_counts
-from pubmedlm.blurb.tasks import SPLITS, UNITS, Task
+from pubmedlm.blurb.tasks import SPLITS, Task
+from pubmedlm.usertasks.declared import split_path, task_labels, to_task
 from pubmedlm.usertasks.readers import READERS, Labels
 from pubmedlm.usertasks.schema import TaskFileError, UserTaskSpec
 
@@ -71,10 +72,6 @@ def _sources(spec: UserTaskSpec) -> dict[str, dict[str, str | None]]:
             for split, path in paths.items()}
 
 
-def _split_path(spec: UserTaskSpec, split: str) -> Path:
-    return Path(spec.files if isinstance(spec.files, str) else spec.files[split])
-
-
 def _inferred(spec: UserTaskSpec, train: list[Row]) -> list[str]:
     """The label set of the train rows: entity types (NER), classes, or none (regression)."""
     if spec.target == "tags":
@@ -84,42 +81,21 @@ def _inferred(spec: UserTaskSpec, train: list[Row]) -> list[str]:
     return sorted({row["label"] for row in train}) if spec.target == "label" else []
 
 
-def task_labels(spec: UserTaskSpec, names: list[str]) -> tuple[str, ...]:
-    """The registry's label set: NER `B-<type>`, `I-<type>` per type then `O` (untyped: B, I, O);
-    classes as declared (or inferred, sorted); none for regression."""
-    if spec.target != "tags":
-        return tuple(names)
-    return (*(f"{p}-{t}" if t else p for t in names for p in "BI"), "O")
-
-
-def to_task(spec: UserTaskSpec, labels: tuple[str, ...]) -> Task:
-    """The registry row of a user task (what tune, finetune and scoring read)."""
-    layout = spec.input.model_dump(exclude_defaults=True)
-    if spec.target == "tags":
-        layout["tags"] = "BIO"  # the readers write IOB2 whatever the files' scheme
-    return Task(
-        id=spec.id, paper_name=spec.id, folder=spec.id, task_type=spec.task_type, head=spec.head,
-        format=spec.format, files={s: (str(_split_path(spec, s)),) for s in SPLITS}, labels=labels,
-        metric=spec.metric, metric_args=dict(spec.metric_args), max_length=spec.max_length, input=layout,
-        unit=UNITS[spec.task_type], paper_counts={}, notes=" ".join(spec.notes.split()),
-    )
-
-
 def prepare(spec: UserTaskSpec) -> PreparedTask:
     """Read a user task's splits (train first: it fixes an inferred label set); errors name the
     task file and task, then the data file and line."""
     read = READERS[spec.format]
     try:
         declared = None if spec.labels == "infer" else spec.labels
-        rows = {"train": read(_split_path(spec, "train"), "train", spec, Labels(declared))}
+        rows = {"train": read(split_path(spec, "train"), "train", spec, Labels(declared))}
         if declared is None:
             names = _inferred(spec, rows["train"])
-            train = _split_path(spec, "train")
+            train = split_path(spec, "train")
             labels = Labels(names, f"the labels of the train split (labels: infer, {train})")
         else:
             names, labels = list(declared), Labels(declared)
         for split in ("dev", "test"):
-            rows[split] = read(_split_path(spec, split), split, spec, labels)
+            rows[split] = read(split_path(spec, split), split, spec, labels)
     except TaskFileError as e:
         raise TaskFileError(f"{spec.origin}: task {spec.id!r}: {e}") from None
     return PreparedTask(spec, to_task(spec, task_labels(spec, names)), rows)

@@ -126,13 +126,11 @@ class UserTaskSpec(StrictModel):
     @field_validator("id")
     @classmethod
     def _not_blurb(cls, value: str) -> str:
-        from pubmedlm.blurb.tasks import get
+        from pubmedlm.blurb.tasks import get, is_blurb
 
-        try:
-            blurb = get(value)
-        except KeyError:
+        if not is_blurb(value):  # (`get` also knows the user tasks declared earlier)
             return value
-        raise ValueError(f"{value!r} names the BLURB dataset {blurb.id}; choose another id")
+        raise ValueError(f"{value!r} names the BLURB dataset {get(value).id}; choose another id")
 
     @field_validator("files")
     @classmethod

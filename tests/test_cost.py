@@ -36,13 +36,15 @@ def test_pipeline_cost_sums_the_stages_behind_the_score(tmp_path: Path) -> None:
     _write(tmp_path / "tune/GAD.json", {"cost": cost.entry(rt, 720.0, 30_000, 400.0)})
     _write(tmp_path / "finetune/GAD.json", {"cost": cost.entry(rt, 360.0, 20_000, 200.0)})
     _write(tmp_path / "finetune/BIOSSES.json", {"cost": cost.entry(rt, 36.0, 1_000, 40.0)})
-    _write(tmp_path / "tune/HoC.json", {"status": "unavailable"})  # a stage that recorded no cost
-    ledger = cost.pipeline_cost(tmp_path, ["GAD", "BIOSSES", "HoC"])
+    _write(tmp_path / "finetune/HoC.json", {"test_mean": 1.0})  # a stage run before the ledger
+    _write(tmp_path / "tune/BC2GM.json", {"status": "unavailable"})  # no data: not in the score
+    _write(tmp_path / "finetune/BC2GM.json", {"status": "unavailable"})
+    ledger = cost.pipeline_cost(tmp_path, ["GAD", "BIOSSES", "HoC", "BC2GM"])
     assert ledger["pretrain_device_hours"] == 2.0 and ledger["pretrain_tokens"] == 5_000_000
     assert ledger["datasets"]["GAD"] == {"device_hours": pytest.approx(0.3), "tune_device_hours": 0.2,
                                          "finetune_device_hours": 0.1, "tokens": 50_000}
     assert ledger["datasets"]["BIOSSES"]["tune_device_hours"] is None
-    assert "HoC" not in ledger["datasets"]
+    assert "HoC" not in ledger["datasets"] and "BC2GM" not in ledger["datasets"]
     assert ledger["finetune_device_hours"] == pytest.approx(0.31)
     assert ledger["total_device_hours"] == pytest.approx(2.31)
     assert sorted(ledger["missing"]) == ["finetune@HoC", "tune@BIOSSES", "tune@HoC"]
@@ -66,3 +68,8 @@ def test_no_ledger_no_cost_section(tmp_path: Path) -> None:
     ledger = cost.pipeline_cost(tmp_path, ["GAD"])
     assert leaderboard.cost_rows(ledger) == [] and "## Cost" not in leaderboard.markdown([], {}, cost=ledger)
     assert "cost.pretrain_device_hours" not in versions.encoder_cost(ledger)
+    # an encoder that is not the pipeline's own: its pretraining (if any ran) is not this score's cost
+    _write(tmp_path / "pretrain.json", {"cost": cost.host_entry(60.0, 10)})
+    other = cost.pipeline_cost(tmp_path, ["GAD"], pretrained=False)
+    assert other["missing"] == ["tune@GAD", "finetune@GAD"] and other["pretrain_device_hours"] == 0.0
+    assert cost.pipeline_cost(tmp_path, ["GAD"])["pretrain_device_hours"] == round(60 / 3600, 6)

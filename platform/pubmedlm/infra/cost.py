@@ -52,22 +52,25 @@ def as_metrics(cost: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return {f"{prefix}{KEY}/{k}": float(v) for k, v in cost.items() if isinstance(v, int | float)}
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    return (json.loads(path.read_text(encoding="utf-8")) or {}).get(KEY)
+def _metrics(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) or {} if path.is_file() else None
 
 
-def pipeline_cost(metrics_dir: Path, datasets: list[str]) -> dict[str, Any]:
-    """What the pipeline's BLURB score cost: pretraining, and per dataset its search and its seeds
-    (device-hours, tokens), from the stages' metrics files under `metrics_dir`. A stage that has not
-    run (or ran before the ledger) is left out and named in `missing`."""
-    pretrain = _read(metrics_dir / "pretrain.json")
-    rows, missing = {}, [] if pretrain else ["pretrain"]
+def pipeline_cost(metrics_dir: Path, datasets: list[str], pretrained: bool = True) -> dict[str, Any]:
+    """What the pipeline's BLURB score cost: pretraining (when the score's encoder is the pipeline's own,
+    `pretrained`), and per dataset its search and its seeds (device-hours, tokens), from the stages'
+    metrics files under `metrics_dir`. A dataset without data (`status: unavailable`) is not part of
+    the score and left out; a stage that has not run, or ran before the ledger, is named in `missing`."""
+    pretrain = (_metrics(metrics_dir / "pretrain.json") or {}).get(KEY) if pretrained else None
+    rows, missing, entries = {}, ["pretrain"] if pretrained and not pretrain else [], [pretrain]
     for d in datasets:
-        parts = {s: _read(metrics_dir / s / f"{d}.json") for s in ("tune", "finetune")}
+        files = {s: _metrics(metrics_dir / s / f"{d}.json") for s in ("tune", "finetune")}
+        if any((m or {}).get("status") == "unavailable" for m in files.values()):
+            continue
+        parts = {s: (m or {}).get(KEY) for s, m in files.items()}
         missing += [f"{s}@{d}" for s, c in parts.items() if c is None]
         got = [c for c in parts.values() if c]
+        entries += got
         if got:
             rows[d] = {"device_hours": sum(c["device_hours"] for c in got),
                        "tune_device_hours": (parts["tune"] or {}).get("device_hours"),
@@ -75,11 +78,9 @@ def pipeline_cost(metrics_dir: Path, datasets: list[str]) -> dict[str, Any]:
                        "tokens": sum(c.get("tokens") or 0 for c in got)}
     finetune_h = sum(r["device_hours"] for r in rows.values())
     pretrain_h = pretrain["device_hours"] if pretrain else 0.0
-    kinds = sorted({c["device"] for c in [pretrain, *[_read(metrics_dir / s / f"{d}.json")
-                                                      for s in ("tune", "finetune") for d in rows]] if c})
     return {"pretrain_device_hours": pretrain_h, "pretrain_tokens": (pretrain or {}).get("tokens"),
             "finetune_device_hours": finetune_h, "total_device_hours": pretrain_h + finetune_h,
-            "devices": kinds, "datasets": rows, "missing": missing}
+            "devices": sorted({c["device"] for c in entries if c}), "datasets": rows, "missing": missing}
 
 
 __all__ = ["KEY", "as_metrics", "entry", "host_entry", "pipeline_cost", "worker_devices"]

@@ -88,7 +88,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     blurb_sources = stage_tags(uri, experiment, "blurb_data")
     prefix, b = cfg.register_.prefix, summary.get("blurb")
     decisions: list[dict[str, Any]] = []
-    ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(by_task))
+    ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(by_task),
+                           pretrained=cfg.finetune.model == "pretrain")
     with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
         if cfg.register_.encoder and b:
             common = {**lineage, **stage_tags(uri, experiment, "corpus")}

@@ -108,13 +108,13 @@ def build(cfg: Config, root: Path, out: Path, uri: str,
     if vocab.is_file():
         render_chart(json.loads(vocab.read_text()), out / "fragmentation.png")
         figures["Vocabulary fragmentation"] = out / "fragmentation.png"
-        run = latest_stage_run(uri, cfg.runtime.mlflow_experiment, "vocab")
-        if run is not None:
+        if (run := latest_stage_run(uri, cfg.runtime.mlflow_experiment, "vocab")) is not None:
             attach["fragmentation.png"] = run.info.run_id
     register = metrics_path("register", root)
     decisions = json.loads(register.read_text())["models"] if register.is_file() else None
     intro = reporting.intro(facts(cfg, params_file))
-    ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(cfg.finetune.datasets))
+    ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(cfg.finetune.datasets),
+                           pretrained=cfg.finetune.model == "pretrain")
     yours = evaluated.get("tasks", {})  # users' tasks: a block of their own, not BLURB rows
     (out / "leaderboard.md").write_text(
         reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro, ledger, yours),

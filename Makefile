@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# One local Ray for the whole `dvc repro` (infra/ray/with-ray.sh): every Ray stage connects to it
+# instead of starting and stopping its own.
 demo: $(STAMP)
 	pubmedlm remote
-	dvc repro
+	infra/ray/with-ray.sh dvc repro
 	@echo
 	@echo "Metrics:   $(CURDIR)/metrics/  (dvc metrics show)"
 	@echo "Registry:  $(CURDIR)/metrics/register.json  (aliases candidate / champion)"

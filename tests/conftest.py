@@ -258,6 +258,7 @@ def make_dvc_repo(tmp_path: Path, mirror: Path, params: dict) -> tuple[Path, dic
     root = tmp_path / "repo"
     root.mkdir()
     shutil.copytree(REPO / "platform", root / "platform", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "pipelines/tasks", root / "pipelines/tasks")  # a dep of blurb-data (task files)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(params))

@@ -80,15 +80,12 @@ def test_failed_trial_is_recorded_and_seed_predictions_score_the_same(root: Path
                                    root / f"data/finetune/BIOSSES/predictions/seed-{seed['index']}/test")
         assert scored["datasets"]["BIOSSES"]["score"] == pytest.approx(seed["test_score"], abs=1e-9)
     assert results["test"]["mean"] == pytest.approx(sum(s["test_score"] for s in results["seeds"]) / 2)
-    # the cost ledger: the seeds' and the trials' seconds and tokens (each epoch trains on the same rows)
+    # the cost ledger: the seeds' and the trials' seconds and tokens
     spent = json.loads((root / "metrics/finetune/BIOSSES.json").read_text())["cost"]
-    assert spent["device"] == "cpu" and spent["tokens"] == sum(s["tokens"] for s in results["seeds"])
+    assert spent["device"] == "cpu" and spent["tokens"] == sum(s["tokens"] for s in results["seeds"]) > 0
     assert spent["device_seconds"] >= sum(s["train_seconds"] for s in results["seeds"]) > 0
     searched = json.loads((root / "metrics/tune/BIOSSES.json").read_text())["cost"]
-    done = [t for t in trials if t["status"] == "completed"]
-    per_epoch = {t["tokens"] / t["epochs_run"] for t in done} | {
-        s["tokens"] / results["hparams"]["epochs"] for s in results["seeds"]}
-    assert len(per_epoch) == 1 and searched["tokens"] == sum(t["tokens"] for t in done) > 0
+    assert searched["tokens"] == sum(t["tokens"] or 0 for t in trials) > 0
 
     # MLflow: one parent run for the task, its three trials (one FAILED) and two seeds nested in it.
     runs = _runs(root, "pubmedlm")

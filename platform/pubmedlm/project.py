@@ -77,10 +77,11 @@ def interrupted_by(error: BaseException) -> Interrupted | None:
     return None
 
 
-_shield = {"depth": 0, "pending": None}
+_shield = {"depth": 0, "pending": None, "received": None}
 
 
 def _on_signal(signum: int, _frame: object) -> None:
+    _shield["received"] = _shield["received"] or signum
     if _shield["depth"]:
         _shield["pending"] = signum  # raised once the publication in progress is complete
         return
@@ -94,11 +95,22 @@ def stop_on_signals(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) 
         yield
         return
     previous = {s: signal.signal(s, _on_signal) for s in signums}
+    _shield["received"] = None
     try:
         yield
+        stop_if_signalled()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def stop_if_signalled() -> None:
+    """Raise `Interrupted` if a signal arrived under `stop_on_signals`, even one whose `Interrupted` was
+    lost: raised while Python ran a weakref callback or a `__del__`, it is printed and ignored, and the
+    run would go on as if nothing had happened. Checked before every publication and at the end."""
+    if _shield["received"] is not None:
+        signum, _shield["received"] = _shield["received"], None
+        raise Interrupted(signum)
 
 
 @contextmanager
@@ -110,7 +122,7 @@ def _shielded() -> Iterator[None]:
     finally:
         _shield["depth"] -= 1
     if not _shield["depth"] and _shield["pending"] is not None:
-        pending, _shield["pending"] = _shield["pending"], None
+        pending, _shield["pending"], _shield["received"] = _shield["pending"], None, None
         raise Interrupted(pending)
 
 
@@ -164,6 +176,7 @@ def publication(*finals: Path) -> Iterator[Staging]:
         for final in finals:
             staging.dirs.append(Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent)))
         yield staging
+        stop_if_signalled()  # a run told to stop never publishes
         with _shielded():
             asides = [_swap(tmp, final) for tmp, final in zip(staging.dirs, finals, strict=True)]
             for path, data in staging.files.items():

@@ -44,7 +44,8 @@ def _config(root: Path, **blurb: Any) -> Config:
     params = root / "params.yaml"
     data = {"corpus": {"inputs": ["corpus/pubmed_xml/pubmed-29768149.xml"]}, "runtime": {"progress": False},
             "blurb_data": {"pico_proxy_from_dev": True, **blurb},
-            "finetune": {"datasets": ["NCBI-disease"]}}  # dvc.yaml's tune/finetune `foreach` reads this list
+            "finetune": {"datasets": ["NCBI-disease"]},  # dvc.yaml's tune/finetune `foreach` reads this list
+            "tasks": {"files": []}}  # and blurb-data reads tasks.files
     params.write_text(yaml.safe_dump(data), encoding="utf-8")
     return load_config(params)
 
@@ -401,6 +402,7 @@ def test_dvc_repro_blurb_data(tmp_path: Path, mirror: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
     shutil.copytree(REPO / "platform", root / "platform", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "pipelines/tasks", root / "pipelines/tasks")  # a dep of blurb-data (task files)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         if (REPO / name).exists():
             shutil.copy(REPO / name, root / name)

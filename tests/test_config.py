@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from pubmedlm.blurb import tasks
 from pubmedlm.config import ConfigError, describe, load_config
 
 
@@ -38,9 +39,13 @@ def test_repo_params_is_the_tiny_profile_of_the_paper_recipe() -> None:
     f = paper.finetune
     assert (f.max_train_examples, f.max_eval_examples, f.max_length) == (None, None, None)
     assert tiny.blurb_data.pico_proxy_from_dev and not paper.blurb_data.pico_proxy_from_dev
-    # ... through the same code path: the same stages, phases and benchmark datasets.
+    # ... through the same code path: the same stages, phases and prepared datasets; the tiny
+    # profile fine-tunes one dataset of each of BLURB's six task types (the demo's time budget).
     assert [p.seq_len for p in tiny.pretrain.phases] == [p.seq_len for p in paper.pretrain.phases]
-    assert tiny.finetune.datasets == paper.finetune.datasets == tiny.blurb_data.datasets
+    assert paper.finetune.datasets == paper.blurb_data.datasets == tiny.blurb_data.datasets
+    assert set(tiny.finetune.datasets) <= set(tiny.blurb_data.datasets)
+    types = [tasks.get(name).type_name for name in tiny.finetune.datasets]
+    assert sorted(types) == sorted(set(types)) == sorted({t.type_name for t in tasks.all_tasks().values()})
 
 
 def test_paper_profile_validates_and_matches_the_recipe() -> None:

@@ -11,6 +11,7 @@ instead of passing on a machine that has it. `make test-fast` runs `-m "not inte
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -109,6 +110,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def post_json(url: str, payload: dict) -> dict:
+    """POST `payload` as JSON, the reply's JSON (an HTTP error status raises `urllib.error.HTTPError`)."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+@contextlib.contextmanager
+def served_model(uri: str, cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """`mlflow models serve -m uri` (local env) on a free port, its own process group, until /ping
+    answers; yields the base URL, stops the server on exit. Its log is `cwd/serve.log`."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    with open(cwd / "serve.log", "w") as log:
+        proc = subprocess.Popen(["mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+                                 "-h", "127.0.0.1", "-p", str(port)], cwd=cwd, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, (cwd / "serve.log").read_text()[-3000:]
+                time.sleep(1)
+        else:
+            pytest.fail("scoring server did not answer /ping in 180 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def start_mlflow_server(home: Path, port: int) -> subprocess.Popen:
@@ -277,3 +317,20 @@ def make_dvc_repo(tmp_path: Path, mirror: Path, params: dict) -> tuple[Path, dic
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "init"], root, env)
     return root, env
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server on localhost serving a temp folder: (the folder, the server's base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

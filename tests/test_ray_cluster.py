@@ -57,9 +57,14 @@ def cluster() -> Iterator[dict[str, str]]:
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
     env.pop("RAY_ADDRESS", None)
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
     mp = pytest.MonkeyPatch()
     for k, v in auth.items():  # this process talks to the Jobs and state APIs with the token
         mp.setenv(k, v)
+    # Ray reads the auth mode and token once per process and caches them: a test file run earlier
+    # in this worker (a local ray.init) would leave "no token" in force, and the dashboard refuses us.
+    reset_auth_token_state()
     try:
         # Ports Ray would otherwise take at fixed defaults (the agent's 52365, the client server's
         # 10001): free ones, so the test runs beside any other Ray on the machine.
@@ -74,6 +79,7 @@ def cluster() -> Iterator[dict[str, str]]:
         _stop_cluster(str(temp), port)
         shutil.rmtree(temp, ignore_errors=True)
         mp.undo()
+        reset_auth_token_state()  # later test files in this worker: no token again
 
 
 def _stop_cluster(temp: str, port: int) -> None:

@@ -26,14 +26,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, prepare_blurb
+from conftest import post_json, prepare_blurb, served_model
 
 pytestmark = pytest.mark.integration
 
@@ -191,36 +190,13 @@ def test_gate_keeps_champion_against_worse_partial_and_capped(root: Path, client
     assert client.get_model_version_by_alias(name, "champion").version == better["version"]
 
 
-def _post(url: str, payload: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
-
-
 def test_ner_model_served_over_http(root: Path, mirror: Path) -> None:
     from pubmedlm.blurb.normalized import read_jsonl
 
-    port = free_port()
-    with open(root / "serve.log", "w") as log:
-        proc = subprocess.Popen(["mlflow", "models", "serve", "-m", f"models:/pubmedlm-{TASK}@champion",
-                                 "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], cwd=root,
-                                env=_env(root, mirror), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None, (root / "serve.log").read_text()[-3000:]
-                time.sleep(1)
-        else:
-            pytest.fail("scoring server did not answer /ping in 180 s")
+    with served_model(f"models:/pubmedlm-{TASK}@champion", root, _env(root, mirror)) as url:
         texts = [" ".join(r["tokens"])
                  for r in read_jsonl(root / "data/blurb_data" / TASK / "test.jsonl")[:40]]
-        out = _post(f"http://127.0.0.1:{port}/invocations",
-                    {"dataframe_records": [{"text": t} for t in texts]})
+        out = post_json(f"{url}/invocations", {"dataframe_records": [{"text": t} for t in texts]})
         spans = out["predictions"]
         assert len(spans) == len(texts)
         found = 0
@@ -231,10 +207,7 @@ def test_ner_model_served_over_http(root: Path, mirror: Path) -> None:
                 found += 1
         assert found >= 5, f"only {found} spans in 40 test sentences"
         with pytest.raises(urllib.error.HTTPError):  # a table without text or tokens is refused
-            _post(f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"sentence": "x"}]})
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+            post_json(f"{url}/invocations", {"dataframe_records": [{"sentence": "x"}]})
 
 
 def test_report_renders_in_chromium(root: Path, tmp_path: Path, client) -> None:

@@ -7,12 +7,8 @@ built-in catalog against the real mirror's MANIFEST.tsv and files."""
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
-import http.server
 import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,19 +24,6 @@ from pubmedlm.infra.sources import (
     resolve,
     sha256_file,
 )
-
-
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A real HTTP server on localhost serving a temp folder."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def _sha256(path: Path) -> str:

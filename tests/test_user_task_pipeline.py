@@ -1,17 +1,22 @@
 """A user's task through the pipeline a BLURB dataset takes: declared in a task file, prepared by
-blurb-data, tuned (fixed configuration), fine-tuned (one seed), evaluated and served.
+blurb-data, tuned (fixed configuration), fine-tuned (one seed), evaluated, registered and served.
 
 The end-to-end test cuts a typed NER collection (`Chemical` / `Disease`) from the mirror's BC5CDR
 files (`test_user_tasks.cut_typed_cdr`, MTL layout with a `devel` split), runs the CLI commands
 in a temporary project with the real MiniLM, and checks what the stages wrote against references
 computed here: mention counts against the source files' B lines, the per-type and micro F1 against
-seqeval on the saved predictions, the BLURB score against `blurb_score` of the BLURB dataset alone.
+seqeval on the saved predictions, the BLURB score against `blurb_score` of the BLURB dataset alone; a
+JSONL sentence-classification task (GAD's rows under the user's own column names) takes the same path
+and scores sklearn's positive-class F1 on its predictions; the registered typed-NER version serves
+typed spans over HTTP (`mlflow models serve`), the same as the saved model's in-process.
 The serving decode (typed BIO tags -> typed character spans) is checked hermetically on fixed logits.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import traceback
 from pathlib import Path
 
@@ -20,10 +25,11 @@ import pytest
 import yaml
 from seqeval.metrics import classification_report, f1_score
 from seqeval.scheme import IOB2
+from sklearn.metrics import f1_score as sk_f1
 from test_user_tasks import MTL, cut_typed_cdr
 from typer.testing import CliRunner
 
-from conftest import REPO
+from conftest import REPO, post_json, served_model
 
 SENTENCES = 40  # per split; fine-tuning reads 32 of train, scores 32 of dev and test
 FIXED = {"learning_rate": 3e-4, "batch_size": 8, "epochs": 2, "warmup_ratio": 0.1, "weight_decay": 0.0,
@@ -36,16 +42,35 @@ def _project(root: Path, mirror: Path) -> tuple[Path, dict]:
     task = {"id": "CDR-typed", "task_type": "ner", "format": "conll", "tag_column": 1,
             "files": {s: f"user-data/BC5CDR-IOB/{name}.tsv" for s, name in MTL.items()},
             "labels": ["Chemical", "Disease"], "metric": "typed_entity_f1", "max_length": 128}
-    (root / "pipelines" / "tasks" / "mine.yaml").write_text(yaml.safe_dump({"tasks": [task]}))
+    tasks = [task, _gad_jsonl(root, mirror)]
+    (root / "pipelines" / "tasks" / "mine.yaml").write_text(yaml.safe_dump({"tasks": tasks}))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["blurb_data"]["datasets"] = ["BC5-chem"]
     params["tasks"] = {"files": ["pipelines/tasks/mine.yaml"]}
-    params["finetune"].update(model="minilm", datasets=["BC5-chem", "CDR-typed"], max_train_examples=32,
-                              max_eval_examples=32, max_length=64, seeds={"default": 1})
+    params["finetune"].update(model="minilm", datasets=["BC5-chem", "CDR-typed", "GAD-jsonl"],
+                              max_train_examples=32, max_eval_examples=32, max_length=64,
+                              seeds={"default": 1})
     params["tune"]["fixed"] = FIXED
     params["runtime"].update(progress=False, cpus_per_worker=1, micro_batch_size=16)
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     return root / "params.yaml", cut
+
+
+def _gad_jsonl(root: Path, mirror: Path) -> dict:
+    """A JSONL sentence-classification task: the first SENTENCES rows of each of the mirror's GAD
+    splits, rewritten as JSON Lines with the user's own column names; its task row."""
+    folder = root / "pipelines" / "tasks" / "user-data" / "gad"
+    folder.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        lines = (mirror / "blurb" / "GAD" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()[1:]
+        rows = [dict(zip(("pmid", "sentence", "gold"), line.split("\t"), strict=True))
+                for line in lines[:SENTENCES]]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return {"id": "GAD-jsonl", "task_type": "re", "format": "jsonl",
+            "files": {s: f"user-data/gad/{s}.jsonl" for s in ("train", "dev", "test")},
+            "columns": {"id": "pmid", "text": "sentence", "label": "gold"}, "labels": ["0", "1"],
+            "input": {"layout": "single", "fields": ["text"], "entity_tokens": ["@GENE$", "@DISEASE$"]},
+            "metric": "positive_f1", "metric_args": {"positive": "1"}, "max_length": 128}
 
 
 def _cli(*args: str) -> str:
@@ -57,12 +82,12 @@ def _cli(*args: str) -> str:
     return result.output
 
 
-def _saved(root: Path, task: str, seed: int = 0) -> tuple[list[list[str]], list[list[str]]]:
-    """Gold tags and the saved test predictions of a seed, aligned by row id."""
+def _saved(root: Path, task: str, target: str = "tags", seed: int = 0) -> tuple[list, list]:
+    """Gold targets (`tags`, `label`) and the saved test predictions of a seed, aligned by row id."""
     gold = {}
     for line in (root / "data" / "blurb_data" / task / "test.jsonl").read_text().splitlines():
         row = json.loads(line)
-        gold[row["id"]] = row["tags"]
+        gold[row["id"]] = row[target]
     path = root / "data" / "finetune" / task / "predictions" / f"seed-{seed}" / "test" / f"{task}.jsonl"
     preds = [json.loads(line) for line in path.read_text().splitlines()]
     return [gold[p["id"]] for p in preds], [p["prediction"] for p in preds]
@@ -83,7 +108,7 @@ def test_typed_ner_task_runs_the_blurb_path(project: Path, mirror: Path) -> None
     assert meta["task"]["labels"] == ["B-Chemical", "I-Chemical", "B-Disease", "I-Disease", "O"]
     assert "Your tasks" in (project / "data" / "blurb_data" / "README.md").read_text()
 
-    for task in ("BC5-chem", "CDR-typed"):
+    for task in ("BC5-chem", "CDR-typed", "GAD-jsonl"):
         _cli("tune", "--task", task, "--params", str(params))
         _cli("finetune", "--task", task, "--params", str(params))
     _cli("evaluate", "--params", str(params))
@@ -102,7 +127,18 @@ def test_typed_ner_task_runs_the_blurb_path(project: Path, mirror: Path) -> None
         assert mine["per_type"][kind]["f1"] == pytest.approx(direct[kind]["f1-score"])
         assert mine["per_type"][kind]["support"] == direct[kind]["support"]
     assert 100 * mine["per_type"]["micro"]["f1"] == pytest.approx(micro)
-    # BLURB's score is BC5-chem's alone: the user task is listed beside it, never inside it.
+    # The JSONL task: its test score is sklearn's positive-class F1 on its saved predictions.
+    gad = json.loads((project / "data" / "finetune" / "GAD-jsonl" / "results.json").read_text())
+    labels, predicted = _saved(project, "GAD-jsonl", "label")
+    assert len(labels) == 32 and set(predicted) <= {"0", "1"}
+    expected = 100 * sk_f1(labels, predicted, pos_label="1", zero_division=0)
+    assert gad["metric"] == "positive_f1" and gad["test"]["mean"] == pytest.approx(expected)
+    assert summary["tasks"]["GAD-jsonl"]["metric"] == "positive_f1"
+    # `pubmedlm blurb -d <your id>` scores it the same way outside the DAG, to the same test score.
+    out = _cli("blurb", "--model", "minilm", "-d", "GAD-jsonl", "--params", str(params))
+    again = json.loads((project / "data" / "blurb" / "minilm" / "GAD-jsonl" / "results.json").read_text())
+    assert again["test"]["mean"] == pytest.approx(gad["test"]["mean"]) and "GAD-jsonl" in out
+    # BLURB's score is BC5-chem's alone: the user tasks are listed beside it, never inside it.
     assert set(summary["datasets"]) == {"BC5-chem"} and set(summary["results"]) == {"BC5-chem"}
     chem = json.loads((project / "data" / "finetune" / "BC5-chem" / "results.json").read_text())
     assert chem["metric"] == "entity_f1"
@@ -118,10 +154,22 @@ def test_typed_ner_task_runs_the_blurb_path(project: Path, mirror: Path) -> None
     spans, = predictor.predict_table([{"text": text}])
     assert all(s["type"] in ("Chemical", "Disease") and text[s["start"]:s["end"]] == s["text"] for s in spans)
 
+    # register logs it as <prefix>-CDR-typed with the task's own metric; the registered version
+    # serves the same typed spans over HTTP (`mlflow models serve`, raw text in, typed spans out).
+    _cli("register", "--params", str(params))
+    registered = json.loads((project / "metrics" / "register.json").read_text())["models"]
+    mine, = (m for m in registered if m["name"] == "pubmedlm-CDR-typed")
+    assert mine["version"] and mine["score"] == pytest.approx(micro)
+    texts = [text, *(" ".join(tokens) for tokens, _ in cut["expected"]["test"][:20])]
+    local = predictor.predict_table([{"text": t} for t in texts])
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with served_model(f"models:/pubmedlm-CDR-typed/{mine['version']}", project, env) as url:
+        served = post_json(f"{url}/invocations", {"dataframe_records": [{"text": t} for t in texts]})
+    assert served["predictions"] == local
+    assert {s["type"] for row in local for s in row} <= {"Chemical", "Disease"}
+
 
 def test_bad_task_file_is_one_line_cli_error(project: Path, capsys: pytest.CaptureFixture) -> None:
-    import sys
-
     from pubmedlm.cli import main
 
     (project / "mine.yaml").write_text(yaml.safe_dump({"tasks": [{"id": "x", "task_type": "ner"}]}))

@@ -9,6 +9,7 @@ the source files' own lines, and by seqeval called directly); the bad-input case
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -118,7 +119,7 @@ def _ner(folder: Path, **extra) -> dict:
 # -- the typed NER collection (mirror) --------------------------------------------------------------
 def test_conll_reader_gives_the_sentences_and_typed_tags(cdr: dict, tmp_path: Path) -> None:
     spec, = read_task_file(_task_file(tmp_path / "tasks.yaml", _ner(cdr["folder"], labels="infer")))
-    assert spec.files["dev"].endswith("devel.tsv")
+    assert spec.files["dev"].path.endswith("devel.tsv")
     prepared = prepare(spec)
     for split, rows in cdr["expected"].items():
         got = prepared.rows[split]
@@ -238,6 +239,64 @@ def test_jsonl_classification_task_is_read(tmp_path: Path) -> None:
     assert [s.model_dump() for s in read_task_file(bare)] == [spec.model_dump()]
 
 
+def _sha256(path: Path) -> str:
+    """Independent of the package's hashing."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pinned_files_and_declared_sources_are_verified(tmp_path: Path, http_root: tuple[Path, str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split may be a path pinned by sha256, or a source (URL + sha256) fetched like the catalogs':
+    from the data mirror when it holds the file, else downloaded into the cache; both verified."""
+    www, base = http_root
+    task = _classification(tmp_path, labels=["0", "1"])
+    shutil.copy(tmp_path / "dev.jsonl", www / "dev.jsonl")
+    shutil.copy(tmp_path / "test.jsonl", www / "test.jsonl")
+    task["files"] = {"train": {"path": "train.jsonl", "sha256": _sha256(tmp_path / "train.jsonl")},
+                     "dev": {"url": f"{base}/dev.jsonl", "sha256": _sha256(www / "dev.jsonl")},
+                     "test": {"url": f"{base}/test.jsonl", "sha256": _sha256(www / "test.jsonl"),
+                              "path": "ade/test.jsonl"}}
+    mirror = tmp_path / "mirror"
+    (mirror / "ade").mkdir(parents=True)
+    shutil.copy(www / "test.jsonl", mirror / "ade/test.jsonl")  # the mirror holds test, not dev
+    monkeypatch.setenv("PUBMEDLM_DATA_MIRROR", str(mirror))
+    (www / "test.jsonl").unlink()  # so test can only come from the mirror
+    spec, = read_task_file(_task_file(tmp_path / "tasks.yaml", task))
+    prepared = prepare(spec, tmp_path / "cache")
+    assert prepared.files == {"train": tmp_path / "train.jsonl", "test": mirror / "ade/test.jsonl",
+                              "dev": tmp_path / "cache/127.0.0.1/dev.jsonl"}  # default: the URL's host/path
+    assert prepared.rows["dev"] == prepare(read_task_file(_task_file(
+        tmp_path / "plain.yaml", _classification(tmp_path, labels=["0", "1"])))[0]).rows["dev"]
+    record = prepared.record()["sources"]
+    assert record["train"] == {"path": "train.jsonl", "sha256": _sha256(tmp_path / "train.jsonl")}
+    assert record["dev"] == {"url": f"{base}/dev.jsonl", "sha256": _sha256(www / "dev.jsonl")}
+    assert prepared.task.files["dev"] == (f"{base}/dev.jsonl",)
+
+    # one byte changed: the pinned file fails before anything is read, naming task file, task and both hashes
+    (tmp_path / "train.jsonl").write_text((tmp_path / "train.jsonl").read_text() + "\n", encoding="utf-8")
+    with pytest.raises(TaskFileError) as err:
+        prepare(spec, tmp_path / "cache")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'tasks.yaml'}:2: task 'ade': checksum mismatch for "), message
+    assert task["files"]["train"]["sha256"] in message and _sha256(tmp_path / "train.jsonl") in message
+
+
+def test_saved_datasets_are_recorded_by_a_digest_of_their_files(tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    data = Dataset.from_dict({"text": ["a", "b"], "label": ["0", "1"]})
+    DatasetDict(train=data, dev=data, test=data).save_to_disk(str(tmp_path / "saved"))
+    task = {"id": "saved", "task_type": "re", "format": "hf_disk", "files": "saved", "metric": "accuracy"}
+    spec, = read_task_file(_task_file(tmp_path / "tasks.yaml", task))
+    digest = prepare(spec).record()["sources"]["train"]["sha256"]
+    lines = sorted(f"{f.relative_to(tmp_path / 'saved').as_posix()}\t{_sha256(f)}\n"
+                   for f in (tmp_path / "saved").rglob("*") if f.is_file())
+    assert digest == hashlib.sha256("".join(lines).encode()).hexdigest()
+    shutil.copytree(tmp_path / "saved", tmp_path / "copy")  # a copy is the same dataset
+    spec, = read_task_file(_task_file(tmp_path / "copy.yaml", {**task, "files": "copy"}))
+    assert prepare(spec).record()["sources"]["test"]["sha256"] == digest
+
+
 def test_csv_pairs_and_saved_datasets_are_read(tmp_path: Path) -> None:
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
@@ -301,6 +360,14 @@ BAD_TASKS = {
     "blurb id": ({"id": "bc5-CHEM"}, ["task 1 (bc5-CHEM)", "'id'", "BLURB dataset BC5-chem"]),
     "missing file": ({"files": {"train": "train.tsv", "dev": "nope.tsv", "test": "test.tsv"}},
                      ["task 1 (mine)", "'files'", "nope.tsv does not exist"]),
+    "source without sha256": ({"files": {"train": "train.tsv", "dev": {"url": "https://example.org/d.tsv"},
+                                         "test": "test.tsv"}},
+                              ["task 1 (mine)", "'files'", "dev", "needs its sha256"]),
+    "bad sha256": ({"files": {"train": {"path": "train.tsv", "sha256": "ABC"}, "dev": "devel.tsv",
+                              "test": "test.tsv"}}, ["task 1 (mine)", "'files'", "sha256", "pattern"]),
+    "saved dataset pinned": ({"format": "hf_disk", "files": {"path": "train.tsv", "sha256": "0" * 64},
+                              "tag_column": "ner"},
+                             ["task 1 (mine)", "'files'", "a saved dataset is a folder"]),
     "dev twice": ({"files": {"train": "train.tsv", "dev": "devel.tsv", "devel": "devel.tsv",
                              "test": "test.tsv"}}, ["task 1 (mine)", "'files'", "both dev and devel"]),
     "metric of another head": ({"metric": "accuracy"}, ["task 1 (mine)", "'metric'", "token_classification"]),

@@ -73,7 +73,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     # Catalogs read and the mirror folder checked before the run starts or any output is touched.
     finder = SourceFinder(Catalog(cfg.blurb_data.catalogs), root / cfg.runtime.cache_dir,
                           cfg.runtime.progress)
-    user = [prepare_user(spec) for spec in load_task_files(cfg.tasks.files, root)]
+    user = [prepare_user(spec, root / cfg.runtime.cache_dir, cfg.runtime.progress)
+            for spec in load_task_files(cfg.tasks.files, root)]
     with stage_run(STAGE, cfg, SECTIONS, params_file) as run_:
         started = time.perf_counter()
         with publication(out_dir) as staged:

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING
 
 from pubmedlm.blurb import tasks
 from pubmedlm.blurb.tasks import SPLITS, UNITS, Task
-from pubmedlm.usertasks.schema import TaskFileError, UserTaskSpec, load_task_files
+from pubmedlm.usertasks.schema import FileRef, TaskFileError, UserTaskSpec, load_task_files
 
 if TYPE_CHECKING:
     from pubmedlm.config import Config
 
 
-def split_path(spec: UserTaskSpec, split: str) -> Path:
-    """A split's file (or the one `hf_disk` folder)."""
-    return Path(spec.files if isinstance(spec.files, str) else spec.files[split])
+def split_file(spec: UserTaskSpec, split: str) -> FileRef:
+    """A split's declared file (or the one `hf_disk` folder)."""
+    return spec.files if isinstance(spec.files, FileRef) else spec.files[split]
 
 
 def task_labels(spec: UserTaskSpec, names: list[str]) -> tuple[str, ...]:
@@ -44,7 +44,7 @@ def to_task(spec: UserTaskSpec, labels: tuple[str, ...]) -> Task:
         layout["tags"] = "BIO"  # the readers write IOB2 whatever the files' scheme
     return Task(
         id=spec.id, paper_name=spec.id, folder=spec.id, task_type=spec.task_type, head=spec.head,
-        format=spec.format, files={s: (str(split_path(spec, s)),) for s in SPLITS}, labels=labels,
+        format=spec.format, files={s: (split_file(spec, s).label(),) for s in SPLITS}, labels=labels,
         metric=spec.metric, metric_args=dict(spec.metric_args), max_length=spec.max_length, input=layout,
         unit=UNITS[spec.task_type], paper_counts={}, notes=" ".join(spec.notes.split()),
     )
@@ -75,4 +75,4 @@ def activate(cfg: Config, root: Path | None = None) -> dict[str, Task]:
     return rows
 
 
-__all__ = ["activate", "split_path", "task_labels", "to_task"]
+__all__ = ["activate", "split_file", "task_labels", "to_task"]

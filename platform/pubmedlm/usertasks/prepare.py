@@ -20,7 +20,7 @@ from typing import Any
 
 from pubmedlm.blurb.normalized import Row, count_units, mention_counts
 from pubmedlm.blurb.tasks import SPLITS, Task
-from pubmedlm.usertasks.declared import split_path, task_labels, to_task
+from pubmedlm.usertasks.declared import split_file, task_labels, to_task
 from pubmedlm.usertasks.readers import READERS, Labels
 from pubmedlm.usertasks.schema import TaskFileError, UserTaskSpec
 
@@ -32,6 +32,8 @@ class PreparedTask:
     spec: UserTaskSpec
     task: Task
     rows: dict[str, list[Row]]
+    files: dict[str, Path]
+    """Each split's local file (or the saved dataset's folder), as read."""
 
     def counts(self) -> dict[str, int]:
         """Instances per split in the task type's unit (NER: mentions)."""
@@ -49,7 +51,7 @@ class PreparedTask:
             "status": "ok", "origin": "user", "task_file": self.spec.task_file.name,
             "task_type": self.task.task_type, "unit": self.task.unit, "counts": self.counts(),
             "mentions": self.mentions(), "rows": {s: len(self.rows[s]) for s in SPLITS},
-            "sources": _sources(self.spec),
+            "sources": _sources(self.spec, self.files),
         }
 
     def write(self, folder: Path) -> Path:
@@ -61,15 +63,45 @@ class PreparedTask:
         return folder
 
 
-def _sources(spec: UserTaskSpec) -> dict[str, dict[str, str | None]]:
-    """Each split's source, named relative to the task file, with the file's sha256 (folders: null)."""
+def fetch(spec: UserTaskSpec, split: str, cache_dir: Path, progress: bool = False) -> Path:
+    """A split's local file, verified: a pinned path's sha256 checked, a declared source resolved
+    like the catalogs' (`infra.sources.resolve`: data mirror, download cache, download) and checked."""
+    from pubmedlm.infra.sources import Source, resolve, verify
+
+    ref = split_file(spec, split)
+    if ref.is_source:
+        source = Source(path=ref.mirror_path(), url=ref.url or "", sha256=ref.sha256 or "",
+                        catalog="task file")
+        return resolve(source, cache_dir, progress)
+    path = Path(ref.path or "")
+    if ref.sha256:
+        verify(path, ref.sha256, str(path))
+    return path
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over a folder's files (relative path and sha256 of each, sorted): a saved dataset's
+    identity, unchanged by copying it elsewhere."""
+    import hashlib
+
     from pubmedlm.infra.sources import sha256_file
 
-    base = spec.task_file.parent
-    paths = spec.files if isinstance(spec.files, dict) else dict.fromkeys(SPLITS, spec.files)
-    return {split: {"path": os.path.relpath(path, base),
-                    "sha256": sha256_file(Path(path)) if Path(path).is_file() else None}
-            for split, path in paths.items()}
+    lines = sorted(f"{p.relative_to(folder).as_posix()}\t{sha256_file(p)}\n"
+                   for p in folder.rglob("*") if p.is_file())
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _sources(spec: UserTaskSpec, files: dict[str, Path]) -> dict[str, dict[str, str | None]]:
+    """Each split's file as declared (a path relative to the task file, or the source's URL) and the
+    sha256 of the bytes read (a saved dataset's folder: `folder_digest`)."""
+    from pubmedlm.infra.sources import sha256_file
+
+    out = {}
+    for split, path in files.items():
+        ref = split_file(spec, split)
+        named = {"url": ref.url} if ref.is_source else {"path": os.path.relpath(path, spec.task_file.parent)}
+        out[split] = {**named, "sha256": sha256_file(path) if path.is_file() else folder_digest(path)}
+    return out
 
 
 def _inferred(spec: UserTaskSpec, train: list[Row]) -> list[str]:
@@ -81,24 +113,28 @@ def _inferred(spec: UserTaskSpec, train: list[Row]) -> list[str]:
     return sorted({row["label"] for row in train}) if spec.target == "label" else []
 
 
-def prepare(spec: UserTaskSpec) -> PreparedTask:
-    """Read a user task's splits (train first: it fixes an inferred label set); errors name the
-    task file and task, then the data file and line."""
+def prepare(spec: UserTaskSpec, cache_dir: Path | str = ".pubmedlm-cache",
+            progress: bool = False) -> PreparedTask:
+    """Fetch and verify a user task's files (`declared.fetch`: pinned sha256, declared sources),
+    then read its splits (train first: it fixes an inferred label set); errors name the task file
+    and task, then the data file and line."""
+    from pubmedlm.infra.sources import SourceError
+
     read = READERS[spec.format]
     try:
+        files = {split: fetch(spec, split, Path(cache_dir), progress) for split in SPLITS}
         declared = None if spec.labels == "infer" else spec.labels
-        rows = {"train": read(split_path(spec, "train"), "train", spec, Labels(declared))}
+        rows = {"train": read(files["train"], "train", spec, Labels(declared))}
         if declared is None:
             names = _inferred(spec, rows["train"])
-            train = split_path(spec, "train")
-            labels = Labels(names, f"the labels of the train split (labels: infer, {train})")
+            labels = Labels(names, f"the labels of the train split (labels: infer, {files['train']})")
         else:
             names, labels = list(declared), Labels(declared)
         for split in ("dev", "test"):
-            rows[split] = read(split_path(spec, split), split, spec, labels)
-    except TaskFileError as e:
+            rows[split] = read(files[split], split, spec, labels)
+    except (TaskFileError, SourceError) as e:
         raise TaskFileError(f"{spec.origin}: task {spec.id!r}: {e}") from None
-    return PreparedTask(spec, to_task(spec, task_labels(spec, names)), rows)
+    return PreparedTask(spec, to_task(spec, task_labels(spec, names)), rows, files)
 
 
-__all__ = ["PreparedTask", "prepare", "task_labels", "to_task"]
+__all__ = ["PreparedTask", "fetch", "folder_digest", "prepare", "task_labels", "to_task"]

@@ -263,7 +263,7 @@ def _class_names(dataset: Any, column: str) -> list[str] | None:
 
 def read_hf(path: Path, split: str, spec: UserTaskSpec, labels: Labels) -> list[Row]:
     """Rows of one split of a saved dataset; NER reads `token_column` and `tag_column` lists."""
-    data = _hf_split(path, split, whole=isinstance(spec.files, str))
+    data = _hf_split(path, split, whole=not isinstance(spec.files, dict))
     if spec.target != "tags":
         rows = [record_row(r, n, split, spec, labels, f"{path}: {split} row {n + 1}")
                 for n, r in enumerate(data)]

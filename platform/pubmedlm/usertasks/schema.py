@@ -10,8 +10,10 @@ what reading a user's files needs (see `pipelines/tasks/example.yaml`):
 tags are not read) |
 | `head` | optional; must be the task type's head (`HEADS`) |
 | `format` | `conll`, `jsonl`, `csv`, `tsv`, `hf_disk` (a `datasets` folder saved with `save_to_disk`) |
-| `files` | split -> path (`devel` is read as `dev`), or for `hf_disk` one saved `DatasetDict` folder; \
-paths are relative to the task file |
+| `files` | split -> file (`devel` is read as `dev`), or for `hf_disk` one saved `DatasetDict` folder. \
+A file is a path relative to the task file, a pinned path `{path: ..., sha256: ...}` (verified before \
+it is read), or a declared source `{url: ..., sha256: ...}` fetched like the catalogs' (the data \
+mirror at `path`, default the URL's host/path; else the download cache or a download), verified |
 | `labels` | `infer` (from train) or the list: entity types for NER (`[Chemical, Disease]`), else \
 classes |
 | `metric`, `metric_args` | a key of `blurb.metrics.METRICS` that fits the head (`METRICS_BY_HEAD`) |
@@ -62,6 +64,40 @@ class TaskFileError(UserError, ValueError):
     and the field or line."""
 
 
+class FileRef(StrictModel):
+    """One declared file: a local path, optionally pinned by sha256, or a source (URL + sha256)."""
+
+    path: str | None = None
+    """Local file (relative to the task file); with `url`: its path in the data mirror and the cache."""
+    url: str | None = Field(None, pattern=r"^(https?|file)://")
+    """Where the file is downloaded from when no mirror holds it."""
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """The file's sha256 (lowercase hex): checked on every read; required with `url`."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FileRef:
+        if self.url is None and self.path is None:
+            raise ValueError("a file needs a path, or a url with its sha256")
+        if self.url is not None and self.sha256 is None:
+            raise ValueError(f"{self.url}: a declared source needs its sha256 (pin it: `sha256sum FILE`)")
+        return self
+
+    @property
+    def is_source(self) -> bool:
+        return self.url is not None
+
+    def mirror_path(self) -> str:
+        """A URL file's path in the data mirror and the download cache: `path`, else the URL's host/path."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url or "")
+        return self.path or f"{parts.hostname or 'file'}{parts.path}".strip("/")
+
+    def label(self) -> str:
+        """How messages and records name the file."""
+        return self.url or self.path or ""
+
+
 class InputSpec(StrictModel):
     """How the model reads a row: the registry's `input`."""
 
@@ -84,8 +120,9 @@ class UserTaskSpec(StrictModel):
     """Model head; default the task type's."""
     format: Literal["conll", "jsonl", "csv", "tsv", "hf_disk"]
     """The files' format."""
-    files: dict[str, str] | str
-    """Split -> path (train, dev or devel, test), or one saved `DatasetDict` folder (`hf_disk`)."""
+    files: dict[str, FileRef] | FileRef
+    """Split -> file (train, dev or devel, test), or one saved `DatasetDict` folder (`hf_disk`); a file
+    is written as a path, `{path, sha256}` or `{url, sha256}` (`FileRef`)."""
     labels: list[str] | Literal["infer"] = "infer"
     """Entity types (NER) or class names; `infer`: those of the train split, sorted."""
     metric: str
@@ -132,18 +169,21 @@ class UserTaskSpec(StrictModel):
             return value
         raise ValueError(f"{value!r} names the BLURB dataset {get(value).id}; choose another id")
 
-    @field_validator("files")
+    @field_validator("files", mode="before")
     @classmethod
-    def _splits(cls, value: dict[str, str] | str, info: ValidationInfo) -> dict[str, str] | str:
+    def _splits(cls, value: Any, info: ValidationInfo) -> Any:
         base = (info.context or {}).get("base", Path("."))
-        if isinstance(value, str):
+        if isinstance(value, str) or (isinstance(value, dict) and value
+                                      and value.keys() <= set(FileRef.model_fields)):
             return _existing(value, base)
+        if not isinstance(value, dict):
+            return value  # the type check says what is wrong
         unknown = [k for k in value if k not in SPLIT_NAMES]
         if unknown:
             raise ValueError(f"unknown split {unknown[0]!r}; splits are train, dev (or devel), test")
         if {"dev", "devel"} <= value.keys():
             raise ValueError("both dev and devel given; devel is read as dev: keep one")
-        out = {SPLIT_NAMES[k]: _existing(v, base) for k, v in value.items()}
+        out = {SPLIT_NAMES[k]: _existing(v, base, k) for k, v in value.items()}
         missing = [s for s in ("train", "dev", "test") if s not in out]
         if missing:
             raise ValueError(f"no {'/'.join(missing)} file; every task needs train, dev (or devel) and test")
@@ -174,7 +214,11 @@ class UserTaskSpec(StrictModel):
             raise ValueError(f"field 'metric': {self.metric!r} does not fit head {expected}; "
                              f"use one of {', '.join(METRICS_BY_HEAD[expected])}")
         _check_metric_args(self.metric, self.metric_args)
-        if isinstance(self.files, str) and self.format != "hf_disk":
+        refs = [self.files] if isinstance(self.files, FileRef) else list(self.files.values())
+        if self.format == "hf_disk" and any(r.is_source or r.sha256 for r in refs):
+            raise ValueError("field 'files': a saved dataset is a folder: give its path (no url or sha256; "
+                             "the prepared record holds a digest of its files)")
+        if isinstance(self.files, FileRef) and self.format != "hf_disk":
             raise ValueError(f"field 'files': format {self.format} needs one file per split "
                              "(train, dev, test)")
         self._labels(expected)
@@ -260,12 +304,23 @@ def _check_metric_args(metric: str, args: dict[str, Any]) -> None:
         raise ValueError(f"field 'metric_args': {metric} takes {takes} ({problem})")
 
 
-def _existing(value: str, base: Path) -> str:
-    path = Path(value).expanduser()
+def _existing(value: Any, base: Path, split: str = "") -> FileRef:
+    """A file entry as a `FileRef`; a local path made absolute (against the task file's folder) and
+    checked to exist (a source's `path` names its place in the mirror: it is fetched when read)."""
+    try:
+        ref = FileRef.model_validate({"path": value} if isinstance(value, str) else value)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in (split, *first["loc"]) if x)
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where + ': ' if where else ''}{message}") from None
+    if ref.is_source:
+        return ref
+    path = Path(ref.path or "").expanduser()
     path = path if path.is_absolute() else base / path
     if not path.exists():
         raise ValueError(f"{path} does not exist")
-    return str(path)
+    return ref.model_copy(update={"path": str(path)})
 
 
 class _TaskFile(StrictModel):
@@ -325,5 +380,5 @@ def load_task_files(files: list[str], root: str | Path = ".") -> list[UserTaskSp
     return specs
 
 
-__all__ = ["HEADS", "METRICS_BY_HEAD", "TASK_TYPES", "InputSpec", "TaskFileError", "UserTaskSpec",
+__all__ = ["HEADS", "METRICS_BY_HEAD", "TASK_TYPES", "FileRef", "InputSpec", "TaskFileError", "UserTaskSpec",
            "load_task_files", "read_task_file"]

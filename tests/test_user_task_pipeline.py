@@ -136,7 +136,7 @@ def test_typed_ner_task_runs_the_blurb_path(project: Path, mirror: Path) -> None
     assert summary["tasks"]["GAD-jsonl"]["metric"] == "positive_f1"
     # `pubmedlm blurb -d <your id>` scores it the same way outside the DAG, to the same test score.
     out = _cli("blurb", "--model", "minilm", "-d", "GAD-jsonl", "--params", str(params))
-    again = json.loads((project / "data" / "blurb" / "minilm" / "GAD-jsonl" / "results.json").read_text())
+    again = json.loads((project / "data/blurb/minilm/finetune/GAD-jsonl/results.json").read_text())
     assert again["test"]["mean"] == pytest.approx(gad["test"]["mean"]) and "GAD-jsonl" in out
     # BLURB's score is BC5-chem's alone: the user tasks are listed beside it, never inside it.
     assert set(summary["datasets"]) == {"BC5-chem"} and set(summary["results"]) == {"BC5-chem"}

@@ -297,6 +297,50 @@ def test_saved_datasets_are_recorded_by_a_digest_of_their_files(tmp_path: Path) 
     assert prepare(spec).record()["sources"]["test"]["sha256"] == digest
 
 
+def test_multi_label_task_is_read_and_scored_per_document(tmp_path: Path) -> None:
+    """A TSV multi-label task (HoC's layout, label names): `;`-separated cells, an empty cell is no
+    label; its predictions (label names) are written, read back and scored per doc_id, as sklearn's
+    micro F1 over the documents' label sets (each the union of its rows')."""
+    from sklearn.metrics import f1_score as sk_f1
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    from pubmedlm.blurb.predictions import read_predictions, score_dataset, write_predictions
+
+    rows = [("d1", "Cells divide without limit.", "growth;immortality"), ("d1", "No hallmark here.", ""),
+            ("d2", "Tumours recruit vessels.", "angiogenesis"), ("d3", "Invasion follows.", "invasion"),
+            ("d3", "They spread.", "invasion;angiogenesis")]
+    for split in ("train", "dev", "test"):
+        body = "".join(f"{split}{i}\t{d}\t{t}\t{lab}\n" for i, (d, t, lab) in enumerate(rows))
+        (tmp_path / f"{split}.tsv").write_text("sid\tpmid\tsentence\thallmarks\n" + body, encoding="utf-8")
+    task = {"id": "hallmarks", "task_type": "doc_classification", "format": "tsv",
+            "files": {s: f"{s}.tsv" for s in ("train", "dev", "test")},
+            "columns": {"id": "sid", "doc_id": "pmid", "text": "sentence", "labels": "hallmarks"},
+            "label_separator": ";", "metric": "hoc_abstract_micro_f1"}
+    spec, = read_task_file(_task_file(tmp_path / "tasks.yaml", task))
+    prepared = prepare(spec)
+    test = prepared.rows["test"]
+    assert prepared.task.labels == ("angiogenesis", "growth", "immortality", "invasion")
+    assert [r["labels"] for r in test] == [["growth", "immortality"], [], ["angiogenesis"], ["invasion"],
+                                          ["angiogenesis", "invasion"]]
+    preds = [{"growth"}, {"invasion"}, set(), {"invasion"}, {"angiogenesis"}]
+    write_predictions(tmp_path / "pred.jsonl", test, preds)  # label names, as the codec decodes them
+    gold_rows, read = read_predictions(tmp_path / "pred.jsonl", prepared.task, test)
+    docs: dict[str, tuple[set, set]] = {}
+    for row, pred in zip(test, preds, strict=True):
+        gold_set, pred_set = docs.setdefault(row["doc_id"], (set(), set()))
+        gold_set.update(row["labels"])
+        pred_set.update(pred)
+    binarize = MultiLabelBinarizer(classes=prepared.task.labels)
+    gold_hot = binarize.fit_transform([g for g, _ in docs.values()])
+    pred_hot = binarize.transform([p for _, p in docs.values()])
+    assert score_dataset(prepared.task, gold_rows, read) == pytest.approx(100 * sk_f1(gold_hot, pred_hot,
+                                                                                     average="micro"))
+    (tmp_path / "test.tsv").write_text("sid\tpmid\tsentence\thallmarks\nt0\td1\tX.\tgrowth;apoptosis\n",
+                                       encoding="utf-8")
+    with pytest.raises(TaskFileError, match=r"test\.tsv:2.*'apoptosis'"):
+        prepare(spec)
+
+
 def test_csv_pairs_and_saved_datasets_are_read(tmp_path: Path) -> None:
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 

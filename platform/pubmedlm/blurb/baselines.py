@@ -54,8 +54,8 @@ def constant(task: Task, train: list[Row]) -> tuple[Any, str]:
         mean = math.fsum(r["score"] for r in train) / len(train)
         return mean, f"train mean score {mean:.4f} (Pearson of a constant is undefined: counted 0)"
     if task.metric == "hoc_abstract_micro_f1":
-        everything = frozenset(int(label) for label in task.labels)
-        return everything, "all hallmarks on every sentence (all-positive)"
+        everything = frozenset(task.label_value(label) for label in task.labels)
+        return everything, "all labels on every row (all-positive)"
     labels = [r["label"] for r in train]
     if task.metric == "positive_f1":
         positive = task.metric_args.get("positive", "1")

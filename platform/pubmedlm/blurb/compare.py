@@ -109,7 +109,7 @@ def _units(task_type: str, rows: list[dict[str, Any]]) -> list[list[int]]:
         return [[i] for i in range(len(rows))]
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
-        groups.setdefault(str(r.get("doc_id", r["id"])), []).append(i)
+        groups.setdefault(str(r.get("doc_id") or r["id"]), []).append(i)
     return list(groups.values())
 
 
@@ -142,8 +142,9 @@ def paired_bootstrap(task_id: str, gold_dir: Path, pred_a: Path, pred_b: Path, s
         rows, ia = [], []
         for draw, u in enumerate(rng.integers(0, len(units), len(units))):
             for i in units[u]:
-                # a drawn abstract is a new abstract each time it is drawn
-                rows.append({**gold[i], "id": f"{gold[i].get('doc_id', '')}d{draw}_s{i}"} if task.task_type ==
+                # a drawn abstract is a new abstract each time it is drawn (scored per doc_id)
+                doc = f"{gold[i].get('doc_id') or gold[i]['id']}#d{draw}"
+                rows.append({**gold[i], "id": f"{doc}_s{i}", "doc_id": doc} if task.task_type ==
                             "doc_classification" else gold[i])
                 ia.append(i)
         diffs[k] = metric(rows, [pa[i] for i in ia]) - metric(rows, [pb[i] for i in ia])

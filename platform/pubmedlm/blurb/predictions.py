@@ -92,13 +92,16 @@ def _value(task: Task, value: Any, gold: Row, where: str) -> Any:
             raise PredictionError(f"{where}: prediction {value!r} is not a finite number")
         return float(value)
     if task.task_type == "doc_classification":
-        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
-            raise PredictionError(f"{where}: expected a list of hallmark indices (ints), got {value!r}")
+        # HoC: hallmark indices (ints); a user task: its label names (strings); compared as text
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, str))
+                                              for v in value):
+            raise PredictionError(f"{where}: expected a list of labels (HoC: hallmark indices), "
+                                  f"got {value!r}")
         unknown = [v for v in value if str(v) not in task.labels]
         if unknown:
             raise PredictionError(f"{where}: unknown label {unknown[0]!r}; "
-                                  f"hallmarks are {task.labels[0]}..{task.labels[-1]}")
-        return frozenset(value)
+                                  f"the labels are {task.labels[0]}..{task.labels[-1]}")
+        return frozenset(str(v) for v in value)
     if value not in task.labels:
         raise PredictionError(f"{where}: unknown label {value!r}; expected one of {', '.join(task.labels)}")
     return value
@@ -158,7 +161,9 @@ def score_dataset(task: Task, gold_rows: list[Row], preds: list[Any]) -> float |
     if task.task_type in ("ner", "pico"):
         value = metric([r["tags"] for r in gold_rows], preds)
     elif task.task_type == "doc_classification":
-        value = metric([set(r["labels"]) for r in gold_rows], preds, [r["id"] for r in gold_rows])
+        # per document: its doc_id (HoC's abstract; a user task's doc_id column), else the row's id
+        gold, pred = [{str(x) for x in r["labels"]} for r in gold_rows], [{str(x) for x in p} for p in preds]
+        value = metric(gold, pred, [r.get("doc_id") or r["id"] for r in gold_rows])
     elif task.task_type == "similarity":
         value = metric([r["score"] for r in gold_rows], preds)
     else:

@@ -102,6 +102,11 @@ class Task:
         """The paper's task-type name (`score.TASK_TYPES` key)."""
         return TASK_TYPE_NAMES[self.task_type]
 
+    def label_value(self, label: str) -> int | str:
+        """A multi-label task's label as prediction files hold it: HoC's hallmark indices are ints
+        (BLURB's format), a user task's labels their names."""
+        return int(label) if label.isdigit() else label
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, written into each prepared dataset's meta.json."""
         return {

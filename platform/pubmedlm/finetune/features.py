@@ -231,7 +231,8 @@ class TaskCodec:
         if head == "regression":
             return [float(o.reshape(-1)[0]) for o in outputs]
         if head == "multi_label":
-            return [frozenset(int(self.labels[j]) for j in np.flatnonzero(o > 0)) for o in outputs]
+            return [frozenset(self.task.label_value(self.labels[j]) for j in np.flatnonzero(o > 0))
+                    for o in outputs]
         return [self.labels[int(o.argmax())] for o in outputs]
 
 

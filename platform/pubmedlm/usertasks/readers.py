@@ -164,7 +164,11 @@ def record_row(record: dict[str, Any], n: int, split: str, spec: UserTaskSpec, l
         if not isinstance(text := value(key), str) or not text.strip():
             raise TaskFileError(f"{where}: field 'columns.{key}': expected text, got {text!r}")
         row[key] = text
-    row[spec.target] = _target(value(spec.target), spec, labels, where)
+    # multi-label: an empty cell (or an empty list) is a row with no label; the column must exist
+    raw = value(spec.target, required=spec.target != "labels")
+    if raw is None and spec.column(spec.target) not in record:
+        raise TaskFileError(f"{where}: field 'columns.labels': no column {spec.column(spec.target)!r}")
+    row[spec.target] = _target("" if raw is None else raw, spec, labels, where)
     return row
 
 
@@ -185,7 +189,8 @@ def _target(raw: Any, spec: UserTaskSpec, labels: Labels, where: str) -> Any:
         except (TypeError, ValueError):
             raise TaskFileError(f"{where}: field '{what}': score {raw!r} is not a number") from None
     if spec.target == "labels":
-        items = raw.split(spec.label_separator) if isinstance(raw, str) else raw
+        # a cell's labels split on label_separator; an empty cell is a row with no label (HoC has many)
+        items = [x for x in raw.split(spec.label_separator) if x.strip()] if isinstance(raw, str) else raw
         if not isinstance(items, list):
             raise TaskFileError(f"{where}: field '{what}': expected a list of labels, got {raw!r}")
         return sorted({_label(x.strip() if isinstance(x, str) else x, labels, where, what) for x in items})

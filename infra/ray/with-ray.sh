@@ -5,17 +5,26 @@
 # A Ray already running on this machine is used and left running. The one started here is stopped
 # when the command ends, however it ends: only that one (`ray stop` would stop every Ray here).
 set -uo pipefail
+# Ray turns token authentication on for a cluster started while ~/.ray/auth_token exists (a local
+# ray.init() writes one), and its clients must then send the token: say so explicitly, for the
+# cluster started here and every command that connects to it (RAY_AUTH_MODE=disabled opts out).
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}"
+if [ "$RAY_AUTH_MODE" = token ] && [ -z "${RAY_AUTH_TOKEN:-}${RAY_AUTH_TOKEN_PATH:-}" ]; then
+  ray get-auth-token --generate >/dev/null || exit 1
+fi
 if ray status >/dev/null 2>&1; then
   RAY_ADDRESS=auto exec "$@"
 fi
 ray start --head --block --disable-usage-stats --include-dashboard=false >/dev/null 2>&1 &
 ray_pid=$!
 trap 'kill -TERM "$ray_pid" 2>/dev/null; wait "$ray_pid" 2>/dev/null' EXIT
+waited=0
 until ray status >/dev/null 2>&1; do
-  if ! kill -0 "$ray_pid" 2>/dev/null; then
-    echo "with-ray.sh: 'ray start --head' failed (run it by hand to see why)" >&2
+  if ! kill -0 "$ray_pid" 2>/dev/null || [ "$waited" -ge 180 ]; then
+    echo "with-ray.sh: the local Ray did not come up (ray start --head; ray status says why)" >&2
     exit 1
   fi
   sleep 1
+  waited=$((waited + 1))
 done
 RAY_ADDRESS=auto "$@"

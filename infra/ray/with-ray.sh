@@ -12,7 +12,8 @@ export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}"
 if [ "$RAY_AUTH_MODE" = token ] && [ -z "${RAY_AUTH_TOKEN:-}${RAY_AUTH_TOKEN_PATH:-}" ]; then
   ray get-auth-token --generate >/dev/null || exit 1
 fi
-if ray status >/dev/null 2>&1; then
+# `ray status` retries for ~40 s when no Ray runs: ask it only when a GCS of this user is running.
+if pgrep -u "$(id -u)" -f 'ray/gcs/gcs_server' >/dev/null && timeout 30 ray status >/dev/null 2>&1; then
   RAY_ADDRESS=auto exec "$@"
 fi
 ray start --head --block --disable-usage-stats --include-dashboard=false >/dev/null 2>&1 &

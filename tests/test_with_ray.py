@@ -50,3 +50,25 @@ def test_a_command_runs_on_one_local_ray_and_the_ray_is_stopped(tmp_path: Path) 
 def _ours(temp: Path) -> list[psutil.Process]:
     """The processes of the Ray whose temp folder is `temp`."""
     return [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_stage_starts_its_own_ray_beside_a_dead_clusters_address(tmp_path: Path) -> None:
+    """A `ray start` that died leaves <temp>/ray/ray_current_cluster behind; with no address set, a
+    stage starts a local Ray at once instead of waiting for that cluster's GCS (Ray's default)."""
+    temp = Path(tempfile.mkdtemp(prefix="wr-"))
+    (temp / "ray").mkdir()
+    (temp / "ray" / "ray_current_cluster").write_text("192.0.2.2:6379")  # TEST-NET: nothing answers
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    env.update(RAY_TMPDIR=str(temp), RAY_USAGE_STATS_ENABLED="0")
+    code = ("import ray; from pubmedlm.config import load_config; "
+            "from pubmedlm.infra.ray_runtime import init_ray; "
+            f"init_ray(load_config({str(REPO / 'params.yaml')!r})); "
+            "print('cpus', ray.cluster_resources()['CPU']); ray.shutdown()")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=90)
+        assert out.returncode == 0 and "cpus" in out.stdout, (out.stdout + out.stderr)[-3000:]
+    finally:
+        for p in _ours(temp):
+            p.kill()
+        shutil.rmtree(temp, ignore_errors=True)

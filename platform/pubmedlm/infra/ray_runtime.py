@@ -61,8 +61,13 @@ def init_ray(cfg: Config) -> None:
         # (`project.stop_on_signals`) stays: the stage unwinds, and Ray's exit hook stops them.
         main = threading.current_thread() is threading.main_thread()
         handler = signal.getsignal(signal.SIGTERM) if main else None
+        # No address anywhere: a new local Ray ("local"). Ray's own default would first try the
+        # cluster named in <temp>/ray/ray_current_cluster, which a `ray start` that died leaves
+        # behind: every stage then waits minutes for a GCS that is gone.
+        address = cfg.runtime.ray_address or os.environ.get("RAY_ADDRESS") or (
+            None if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ else "local")
         try:
-            ray.init(address=cfg.runtime.ray_address, runtime_env={"env_vars": env},
+            ray.init(address=address, runtime_env={"env_vars": env},
                      log_to_driver=cfg.runtime.progress)
         except ConnectionError as e:  # no cluster at that address: the user's to fix, not a bug
             raise RayStartError(

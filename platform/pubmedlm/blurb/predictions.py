@@ -101,7 +101,7 @@ def _value(task: Task, value: Any, gold: Row, where: str) -> Any:
         if unknown:
             raise PredictionError(f"{where}: unknown label {unknown[0]!r}; "
                                   f"the labels are {task.labels[0]}..{task.labels[-1]}")
-        return frozenset(str(v) for v in value)
+        return frozenset(value)  # score_dataset compares labels as text
     if value not in task.labels:
         raise PredictionError(f"{where}: unknown label {value!r}; expected one of {', '.join(task.labels)}")
     return value

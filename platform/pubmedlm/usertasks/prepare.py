@@ -13,6 +13,7 @@ User tasks have no paper counts: `paper_counts` is empty and nothing is compared
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from pubmedlm.blurb.normalized import Row, count_units, mention_counts
 from pubmedlm.blurb.tasks import SPLITS, Task
+from pubmedlm.config.pretraining import RuntimeConfig
 from pubmedlm.usertasks.declared import split_file, task_labels, to_task
 from pubmedlm.usertasks.readers import READERS, Labels
 from pubmedlm.usertasks.schema import TaskFileError, UserTaskSpec
@@ -51,8 +53,13 @@ class PreparedTask:
             "status": "ok", "origin": "user", "task_file": self.spec.task_file.name,
             "task_type": self.task.task_type, "unit": self.task.unit, "counts": self.counts(),
             "mentions": self.mentions(), "rows": {s: len(self.rows[s]) for s in SPLITS},
-            "sources": _sources(self.spec, self.files),
+            "sources": self.sources,
         }
+
+    @functools.cached_property
+    def sources(self) -> dict[str, dict[str, str | None]]:
+        """Each split's file as declared and the sha256 of its bytes (hashed once per file)."""
+        return _sources(self.spec, self.files)
 
     def write(self, folder: Path) -> Path:
         """`folder/{train,dev,test}.jsonl` and `folder/meta.json`, as blurb-data writes a dataset."""
@@ -96,11 +103,14 @@ def _sources(spec: UserTaskSpec, files: dict[str, Path]) -> dict[str, dict[str, 
     sha256 of the bytes read (a saved dataset's folder: `folder_digest`)."""
     from pubmedlm.infra.sources import sha256_file
 
+    digests: dict[Path, str] = {}  # a saved dataset's one folder serves all three splits
     out = {}
     for split, path in files.items():
         ref = split_file(spec, split)
         named = {"url": ref.url} if ref.is_source else {"path": os.path.relpath(path, spec.task_file.parent)}
-        out[split] = {**named, "sha256": sha256_file(path) if path.is_file() else folder_digest(path)}
+        if ref.sha256 is None and path not in digests:
+            digests[path] = sha256_file(path) if path.is_file() else folder_digest(path)
+        out[split] = {**named, "sha256": ref.sha256 or digests[path]}  # a pinned file: fetch verified it
     return out
 
 
@@ -113,9 +123,9 @@ def _inferred(spec: UserTaskSpec, train: list[Row]) -> list[str]:
     return sorted({row["label"] for row in train}) if spec.target == "label" else []
 
 
-def prepare(spec: UserTaskSpec, cache_dir: Path | str = ".pubmedlm-cache",
+def prepare(spec: UserTaskSpec, cache_dir: Path | str = RuntimeConfig.model_fields["cache_dir"].default,
             progress: bool = False) -> PreparedTask:
-    """Fetch and verify a user task's files (`declared.fetch`: pinned sha256, declared sources),
+    """Fetch and verify a user task's files (`fetch`: pinned sha256, declared sources),
     then read its splits (train first: it fixes an inferred label set); errors name the task file
     and task, then the data file and line."""
     from pubmedlm.infra.sources import SourceError

@@ -257,7 +257,6 @@ def pack_project(root: Path, texts: list[str], pretrain: dict, heldout: int,
     params["pack"].update(seq_lengths=[64], nsp=False)
     params["pretrain"] = pretrain
     params["runtime"].update(progress=False, num_workers=1, cpus_per_worker=2, micro_batch_size=8)
-    params = {"tasks": {"files": []}, **params}  # dvc.yaml's blurb-data reads tasks.files from params.yaml
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     env = {"PUBMEDLM_PROJECT_ROOT": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     if mirror is not None:

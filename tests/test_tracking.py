@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, post_json
 from pubmedlm.config import load_config
 from pubmedlm.infra.lineage import dvc_hash, git_state
 from pubmedlm.infra.tracking import flatten
@@ -77,12 +77,6 @@ def test_flatten_and_default_uri(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert tracking_uri(cfg, tmp_path) == "http://example:5000"
 
 
-def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.load(resp)
-
-
 @pytest.mark.server
 def test_stage_run_arrives_at_mlflow_server_over_http(project: Path, mlflow_server: str, monkeypatch) -> None:
     from pubmedlm.stages import corpus
@@ -104,7 +98,7 @@ def test_stage_run_arrives_at_mlflow_server_over_http(project: Path, mlflow_serv
     api = f"{mlflow_server}/api/2.0/mlflow"
     with urllib.request.urlopen(f"{api}/experiments/get-by-name?experiment_name=http-check", timeout=30) as r:
         exp = json.load(r)["experiment"]
-    runs = _post(f"{api}/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
+    runs = post_json(f"{api}/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
     assert [r["info"]["run_id"] for r in runs] == [result.run_id]
     run = runs[0]
     assert run["info"]["run_name"] == "corpus" and run["info"]["status"] == "FINISHED"

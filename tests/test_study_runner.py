@@ -177,6 +177,23 @@ def test_the_report_table_is_numpys_mean_and_std_of_the_runs(tmp_path: Path, mon
     assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "study")) == [
         "study/mini.json", "study/mini.md", "study/mini.png"]
 
+    # the report stage's pages end with the study: its claim, its table and its plot
+    import base64
+
+    from pubmedlm.report import leaderboard as lb
+    from pubmedlm.studies.render import report_sections
+
+    md, html_parts = report_sections(root)
+    assert f"- [`mini`](../studies/mini/mini.md): the claim {result['claim']['outcome']}" in md
+    page = lb.html_page(lb.published_columns(), {}, sections=html_parts)
+    section = page[page.index("<h2>Studies</h2>"):]
+    assert f"On our runs the claim {result['claim']['outcome']}." in section
+    for (variant, d), values in scores.items():
+        n = len(values)
+        assert f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f} (n={n})" in section, (variant, d)
+    assert base64.b64encode(out["plot"].read_bytes()).decode() in section
+    assert report_sections(tmp_path / "elsewhere") == ([], [])
+
 
 def test_a_report_without_the_baseline_says_what_to_run(tmp_path: Path) -> None:
     root = _root(tmp_path)
@@ -199,8 +216,8 @@ def test_a_two_variant_study_runs_resumes_and_reports(tmp_path: Path, mirror: Pa
     env = {**os.environ, "PUBMEDLM_PROJECT_ROOT": str(root), "PUBMEDLM_DATA_MIRROR": str(mirror),
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "COLUMNS": "200"}
 
-    def cli(*args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "pubmedlm.cli", "study", *args], cwd=root, env=env,
+    def cli(*args: str, command: str = "study") -> str:
+        proc = subprocess.run([sys.executable, "-m", "pubmedlm.cli", command, *args], cwd=root, env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
         return proc.stdout + proc.stderr
@@ -233,3 +250,11 @@ def test_a_two_variant_study_runs_resumes_and_reports(tmp_path: Path, mirror: Pa
         assert row["cells"]["BIOSSES"]["mean"] == pytest.approx(np.mean(seeds))
         assert row["cells"]["BIOSSES"]["std"] == pytest.approx(np.std(seeds, ddof=1))
     assert [r.info.run_name for r in runs if r.data.tags.get("pubmedlm.kind") == "report"] == ["report"]
+    # the report stage's page ends with the study: what its runs scored, the claim's outcome on them
+    cli(command="report")
+    page = (root / "reports/report/index.html").read_text()
+    section = page[page.index("<h2>Studies</h2>"):]
+    assert f"On our runs the claim {result['claim']['outcome']}." in section
+    for row in result["table"]:
+        cell = row["cells"]["BIOSSES"]
+        assert f"<td>{row['variant']}</td><td>{cell['mean']:.2f} ± {cell['std']:.2f} (n=2)</td>" in section

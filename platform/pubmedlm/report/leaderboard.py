@@ -17,13 +17,16 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pubmedlm.blurb.flags import NOT_COMPARABLE
 from pubmedlm.blurb.published import published
 from pubmedlm.blurb.score import TASK_TYPES, blurb_score, canonical
 from pubmedlm.usertasks.results import TITLE as USER_TITLE
 from pubmedlm.usertasks.results import table as user_table
+
+if TYPE_CHECKING:
+    from pubmedlm.config import Config
 
 
 @dataclass
@@ -142,6 +145,17 @@ def rows(columns: list[Column]) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def facts(cfg: Config, params_file: str | Path) -> dict[str, Any]:
+    """What the run behind the report was, for its first sentence (`intro`)."""
+    f, p = cfg.finetune, cfg.pretrain
+    model = (f"a {p.model.num_layers}-layer, hidden-{p.model.hidden_size} model pretrained "
+             f"{sum(ph.steps for ph in p.phases)} steps" if f.model == "pretrain" and p
+             else f"encoder {f.model}")
+    return {"params": Path(params_file).name, "model": model, "max_train": f.max_train_examples,
+            "max_eval": f.max_eval_examples, "max_length": f.max_length, "trials": cfg.tune.num_samples,
+            "fixed": cfg.tune.fixed is not None, "seeds": f.seeds["default"]}
+
+
 def intro(facts: dict[str, Any]) -> str:
     """One sentence: what the run behind the page was (params file, model, caps) and how to run the
     full recipe. `facts`: params, model, and when capped max_train / max_eval / max_length, trials (or
@@ -220,9 +234,10 @@ def _cost_caption(ledger: dict[str, Any]) -> str:
 
 def markdown(columns: list[Column], plots: dict[str, str],
              registry: list[dict[str, Any]] | None = None, summary: str = "",
-             cost: dict[str, Any] | None = None, yours: dict[str, Any] | None = None) -> str:
+             cost: dict[str, Any] | None = None, yours: dict[str, Any] | None = None,
+             sections: list[str] | None = None) -> str:
     """The leaderboard page in markdown; users' tasks (`yours`: evaluate's `tasks`) in a block of
-    their own under the BLURB table."""
+    their own under the BLURB table; `sections`: lines of their own at the end (the studies')."""
     lines = ["# BLURB leaderboard", "", *([summary, ""] if summary else []),
              "Test scores (%), our runs (mean ± std over seeds) beside the published models (Gu et al. 2022; "
              "BioLinkBERT: Yasunaga et al. 2022).", ""]
@@ -246,7 +261,7 @@ def markdown(columns: list[Column], plots: dict[str, str],
                   "|---" * len(COST_HEAD) + "|", *["| " + " | ".join(r) + " |" for r in cost_rows(cost)]]
     for title, file in plots.items():
         lines += ["", f"## {title}", "", f"![{title}]({file})"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *(sections or [])]) + "\n"
 
 
 CSS = """
@@ -279,24 +294,36 @@ def _kind(c: Column) -> str:
     return "ours" if c.ours else "baseline" if c.baseline else "published"
 
 
+def table_html(lines: list[str], table_id: str) -> str:
+    """A Markdown table (header, rule, rows; `**bold**` cells unmarked) as an HTML table."""
+    e = html.escape
+    cells = [[c.strip().strip("*") for c in line.strip().strip("|").split("|")] for line in lines
+             if line.startswith("|")]
+    if len(cells) < 3:
+        return ""
+    head = "".join(f"<th>{e(h)}</th>" for h in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in cells[2:])
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def _user_html(yours: dict[str, Any]) -> str:
     """The users' tasks block of the page (the markdown table's rows, as HTML)."""
-    rows_ = [r for r in user_table(yours) if r.startswith("| ") and not r.startswith("| task |")]
-    if not rows_:
-        return ""
-    e = html.escape
-    head = user_table(yours)[3].strip("|").split("|")
-    body = "".join("<tr>" + "".join(f"<td>{e(c.strip())}</td>" for c in r.strip("|").split("|")) + "</tr>"
-                   for r in rows_)
-    heads = "".join(f"<th>{e(h.strip())}</th>" for h in head)
-    return (f'<h2>{e(USER_TITLE)}</h2><table id="yours"><thead><tr>{heads}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+    table = table_html(user_table(yours), "yours")
+    return f"<h2>{html.escape(USER_TITLE)}</h2>{table}" if table else ""
+
+
+def png_html(path: Path, caption: str) -> str:
+    """A PNG embedded in the page (base64), so that the page has no external references."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"<img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
 
 
 def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict[str, Any]] | None = None,
               title: str = "pubmedlm: BLURB leaderboard", summary: str = "",
-              cost: dict[str, Any] | None = None, yours: dict[str, Any] | None = None) -> str:
-    """One self-contained page: what ran (`summary`), the leaderboard, the registry decisions, the plots."""
+              cost: dict[str, Any] | None = None, yours: dict[str, Any] | None = None,
+              sections: list[str] | None = None) -> str:
+    """One self-contained page: what ran (`summary`), the leaderboard, the registry decisions, the plots,
+    then `sections` (HTML fragments of their own, such as the studies')."""
     e = html.escape
     head = "".join(f'<th class="{_kind(c)}">{e(c.name)}'
                    + ("<br>" + "".join(_flag_html(f) for f in c.flags) if c.flags else "") + "</th>"
@@ -336,12 +363,11 @@ def html_page(columns: list[Column], plots: dict[str, Path], registry: list[dict
                      + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>"
                                for r in cost_rows(cost)) + "</tbody></table>")
     for caption, path in plots.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode()
-        parts.append(f"<h2>{e(caption)}</h2><img alt='{e(caption)}' src='data:image/png;base64,{data}'>")
+        parts.append(f"<h2>{e(caption)}</h2>{png_html(path, caption)}")
+    parts += sections or []
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-__all__ = ["COST_HEAD", "SANITY", "Column", "cost_rows", "discover", "html_page", "intro", "markdown",
-           "ours_column",
-           "published_columns", "rows", "sanity_column"]
+__all__ = ["COST_HEAD", "SANITY", "Column", "cost_rows", "discover", "facts", "html_page", "intro",
+           "markdown", "ours_column", "png_html", "published_columns", "rows", "sanity_column", "table_html"]

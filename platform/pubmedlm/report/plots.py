@@ -35,14 +35,18 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
+# The pretraining curves' panels: (y label, the metrics the pretrain stage logs that it draws)
+PRETRAIN_PANELS = (("loss", ("train/loss", "train/mlm_loss", "heldout/mlm_loss")),
+                   ("MLM accuracy", ("train/mlm_accuracy", "heldout/mlm_accuracy")))
+PRETRAIN_METRICS = [name for _, names in PRETRAIN_PANELS for name in names]
+
+
 def pretrain_curves(history: Mapping[str, Sequence[tuple[int, float]]], path: Path, title: str = "") -> Path:
     """Loss and MLM accuracy against step: `history[metric] = [(step, value), ...]` with the
     pretraining metric names (`train/loss`, `train/mlm_accuracy`, `heldout/mlm_loss`, ...)."""
     plt = pyplot()
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    panels = ((loss_ax, ("train/loss", "train/mlm_loss", "heldout/mlm_loss"), "loss"),
-              (acc_ax, ("train/mlm_accuracy", "heldout/mlm_accuracy"), "MLM accuracy"))
-    for ax, names, label in panels:
+    fig, axes = plt.subplots(1, len(PRETRAIN_PANELS), figsize=(11, 4))
+    for ax, (label, names) in zip(axes, PRETRAIN_PANELS, strict=True):
         for name in names:
             points = sorted(history.get(name, ()))
             if points:
@@ -123,4 +127,5 @@ def hpo_trials(trials: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) ->
     return save_figure(fig, path)
 
 
-__all__ = ["blurb_scores", "hpo_trials", "pretrain_curves", "pyplot", "save_figure"]
+__all__ = ["PRETRAIN_METRICS", "PRETRAIN_PANELS", "blurb_scores", "hpo_trials", "pretrain_curves", "pyplot",
+           "save_figure"]

@@ -1,11 +1,11 @@
 """The `report` stage (`pubmedlm report`): the BLURB leaderboard and the plots, in one place.
 
-Reads what the other stages wrote (`metrics/evaluate.json` with its sanity baselines, every
-`pubmedlm blurb` run under `data/blurb/` (the `minilm-baseline` stage's among them), the tune
-trial tables, `metrics/vocab.json`, `metrics/register.json`) and the pretraining run's metric
-history in MLflow, and writes `reports/report/`:
+Reads what the other stages wrote (`metrics/evaluate.json` with its sanity baselines, every `pubmedlm
+blurb` run under `data/blurb/` (the `minilm-baseline` stage's among them), the tune trial tables,
+`metrics/vocab.json`, `metrics/register.json`, the study reports of `pubmedlm study report` under
+`reports/studies/`: both pages end with them), the pretraining run's metric history in MLflow; writes:
 
-| file | what |
+| file in `reports/report/` | what |
 |---|---|
 | `leaderboard.md` | what ran, our runs and the sanity baseline beside the published models (per dataset, \
 type, BLURB; flags), the registry decisions, and what the score cost (the stages' cost ledger) |
@@ -31,8 +31,6 @@ from pubmedlm.stages import StageResult
 
 STAGE = "report"
 SECTIONS = ("finetune",)
-PRETRAIN_METRICS = ["train/loss", "train/mlm_loss", "train/mlm_accuracy", "heldout/mlm_loss",
-                    "heldout/mlm_accuracy"]
 
 
 def _trials(root: Path, datasets: list[str], uri: str, experiment: str) -> dict[str, dict[str, Any]]:
@@ -52,45 +50,17 @@ def _trials(root: Path, datasets: list[str], uri: str, experiment: str) -> dict[
     return out
 
 
-def facts(cfg: Config, params_file: str | Path) -> dict[str, Any]:
-    """What the run behind the report was, for its first sentence (`leaderboard.intro`)."""
-    f, p = cfg.finetune, cfg.pretrain
-    model = (f"a {p.model.num_layers}-layer, hidden-{p.model.hidden_size} model pretrained "
-             f"{sum(ph.steps for ph in p.phases)} steps" if f.model == "pretrain" and p
-             else f"encoder {f.model}")
-    return {"params": Path(params_file).name, "model": model, "max_train": f.max_train_examples,
-            "max_eval": f.max_eval_examples, "max_length": f.max_length, "trials": cfg.tune.num_samples,
-            "fixed": cfg.tune.fixed is not None, "seeds": f.seeds["default"]}
-
-
-def build(cfg: Config, root: Path, out: Path, uri: str,
-          params_file: str | Path = "params.yaml") -> dict[str, Any]:
-    """Write the report into `out`; returns {"plots": {caption: file}, "runs": {file: run_id}, ...}."""
-    from pubmedlm.infra.cost import pipeline_cost
+def _stage_plots(cfg: Config, root: Path, out: Path, uri: str, figures: dict[str, Path],
+                 attach: dict[str, str]) -> None:
+    """The pretraining curves, the HPO trials and the vocab's fragmentation, each into `figures`
+    (caption -> file) with the MLflow run it describes in `attach` (file -> run id)."""
     from pubmedlm.infra.tracking import latest_stage_run, training_history
-    from pubmedlm.report import leaderboard as reporting
     from pubmedlm.report import plots
     from pubmedlm.vocab.report import render_chart
 
-    ours = reporting.discover(root)
-    evaluate = metrics_path("evaluate", root)
-    evaluated = json.loads(evaluate.read_text()) if evaluate.is_file() else {}
-    sanity = reporting.sanity_column(evaluated) if evaluated else None
-    columns = ours + ([sanity] if sanity else []) + reporting.published_columns()
-    datasets = [d for d in reporting.rows(columns) if d[0] == "dataset"]
-    names = [label for _, label, _ in datasets]
-    attach: dict[str, str] = {}  # file -> run it describes
-    figures: dict[str, Path] = {}
-    if ours:
-        plots.blurb_scores(names,
-                           {c.name: {d: (c.scores[d], c.std.get(d, 0.0)) for d in c.scores} for c in ours},
-                           {c.name: c.scores for c in columns if not c.ours}, out / "scores.png")
-        figures["Test scores against the published models"] = out / "scores.png"
-    if evaluated.get("run_id"):
-        attach.update({k: evaluated["run_id"] for k in ("scores.png", "leaderboard.md", "index.html")})
     pretrain = latest_stage_run(uri, cfg.runtime.mlflow_experiment, "pretrain")
     if pretrain is not None:
-        history = training_history(uri, pretrain, PRETRAIN_METRICS)
+        history = training_history(uri, pretrain, plots.PRETRAIN_METRICS)
         if history:
             plots.pretrain_curves(history, out / "pretrain.png",
                                   f"Pretraining (MLflow run {pretrain.info.run_id[:8]})")
@@ -110,17 +80,46 @@ def build(cfg: Config, root: Path, out: Path, uri: str,
         figures["Vocabulary fragmentation"] = out / "fragmentation.png"
         if (run := latest_stage_run(uri, cfg.runtime.mlflow_experiment, "vocab")) is not None:
             attach["fragmentation.png"] = run.info.run_id
+
+
+def build(cfg: Config, root: Path, out: Path, uri: str,
+          params_file: str | Path = "params.yaml") -> dict[str, Any]:
+    """Write the report into `out`; returns {"plots": {caption: file}, "runs": {file: run_id}, ...}."""
+    from pubmedlm.infra.cost import pipeline_cost
+    from pubmedlm.report import leaderboard as reporting
+    from pubmedlm.report import plots
+    from pubmedlm.studies.render import report_sections
+
+    ours = reporting.discover(root)
+    evaluate = metrics_path("evaluate", root)
+    evaluated = json.loads(evaluate.read_text()) if evaluate.is_file() else {}
+    sanity = reporting.sanity_column(evaluated) if evaluated else None
+    columns = ours + ([sanity] if sanity else []) + reporting.published_columns()
+    datasets = [d for d in reporting.rows(columns) if d[0] == "dataset"]
+    names = [label for _, label, _ in datasets]
+    attach: dict[str, str] = {}  # file -> run it describes
+    figures: dict[str, Path] = {}
+    if ours:
+        plots.blurb_scores(names,
+                           {c.name: {d: (c.scores[d], c.std.get(d, 0.0)) for d in c.scores} for c in ours},
+                           {c.name: c.scores for c in columns if not c.ours}, out / "scores.png")
+        figures["Test scores against the published models"] = out / "scores.png"
+    if evaluated.get("run_id"):
+        attach.update({k: evaluated["run_id"] for k in ("scores.png", "leaderboard.md", "index.html")})
+    _stage_plots(cfg, root, out, uri, figures, attach)
     register = metrics_path("register", root)
     decisions = json.loads(register.read_text())["models"] if register.is_file() else None
-    intro = reporting.intro(facts(cfg, params_file))
+    intro = reporting.intro(reporting.facts(cfg, params_file))
     ledger = pipeline_cost(metrics_path("evaluate", root).parent, list(cfg.finetune.datasets),
                            pretrained=cfg.finetune.model == "pretrain")
     yours = evaluated.get("tasks", {})  # users' tasks: a block of their own, not BLURB rows
+    study_md, study_html = report_sections(root)
     (out / "leaderboard.md").write_text(
-        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro, ledger, yours),
-        encoding="utf-8")
-    (out / "index.html").write_text(reporting.html_page(columns, figures, decisions, summary=intro,
-                                                        cost=ledger, yours=yours), encoding="utf-8")
+        reporting.markdown(columns, {k: v.name for k, v in figures.items()}, decisions, intro, ledger, yours,
+                           sections=study_md), encoding="utf-8")
+    (out / "index.html").write_text(
+        reporting.html_page(columns, figures, decisions, summary=intro, cost=ledger, yours=yours,
+                            sections=study_html), encoding="utf-8")
     return {"ours": [c.name for c in ours], "plots": {k: v.name for k, v in figures.items()}, "runs": attach}
 
 

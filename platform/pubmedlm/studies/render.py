@@ -155,6 +155,62 @@ def plot(result: Mapping[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+STUDIES_NOTE = ("The paper's controlled comparisons, run by `pubmedlm study run` and `pubmedlm study report` "
+                "outside the DAG: these are the study reports under reports/studies/ when this page was "
+                "written (`pubmedlm report` writes it again).")
+
+
+def report_sections(root: Path) -> tuple[list[str], list[str]]:
+    """The studies section of the `report` stage's pages, as (Markdown lines, HTML fragments); empty
+    when no study report has been written."""
+    import html
+
+    studies = saved(root)
+    if not studies:
+        return [], []
+    md = ["", "## Studies", "", STUDIES_NOTE, ""]
+    md += [f"- [`{r['study']}`](../studies/{r['study']}/{r['study']}.md): the claim {r['claim']['outcome']}"
+           for r, _ in studies]
+    return md, [f"<h2>Studies</h2><p>{html.escape(STUDIES_NOTE)}</p>",
+                *[html_section(r, png) for r, png in studies]]
+
+
+def saved(root: Path) -> list[tuple[dict[str, Any], Path]]:
+    """Every study report written under `reports/studies/` (`study report`): its analysis (the JSON)
+    and its plot, by study name. Read by the `report` stage for the studies section of its page."""
+    import json
+
+    from pubmedlm.project import reports_dir
+
+    found = sorted(reports_dir("studies", root).glob("*/*.json"))
+    return [(json.loads(path.read_text(encoding="utf-8")), path.with_suffix(".png"))
+            for path in found if path.stem == path.parent.name]
+
+
+def html_section(result: Mapping[str, Any], png: Path | None = None) -> str:
+    """The study as a section of the HTML report (`pubmedlm report`): the claim and its outcome on our
+    runs, the paper-style table, the differences with their intervals and verdicts, the plot."""
+    import html
+
+    from pubmedlm.report.leaderboard import png_html, table_html
+
+    e, name, claim = html.escape, result["study"], result["claim"]
+    parts = [f'<h3 id="study-{e(name)}">Study <code>{e(name)}</code></h3>',
+             f"<p>{e(' '.join(claim['text'].split()))} <b>On our runs the claim {e(claim['outcome'])}.</b> "
+             f"Baseline: <code>{e(result['baseline'])}</code>; "
+             + ("hyperparameters fixed for every variant." if result["hparams"] == "fixed"
+                else "hyperparameters searched per variant on dev.") + "</p>",
+             table_html(_table_md(result), f"study-{name}-scores"),
+             table_html(_diffs_md(result), f"study-{name}-diffs")]
+    notes = [*([f"Not run yet: {', '.join(result['missing'])}."] if result["missing"] else []),
+             *result.get("notes", [])]
+    if notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
+    if png is not None and png.is_file():
+        parts.append(png_html(png, f"study {name}: differences to the baseline"))
+    return "\n".join(parts)
+
+
 def write(result: Mapping[str, Any], folder: Path, stem: str = "study") -> dict[str, Path]:
     """`<stem>.json`, `<stem>.md` and `<stem>.png` (the differences) under `folder`."""
     from pubmedlm.project import write_json
@@ -167,4 +223,4 @@ def write(result: Mapping[str, Any], folder: Path, stem: str = "study") -> dict[
     return {"json": folder / f"{stem}.json", "markdown": md, "plot": png}
 
 
-__all__ = ["markdown", "plot", "write"]
+__all__ = ["html_section", "markdown", "plot", "report_sections", "saved", "write"]

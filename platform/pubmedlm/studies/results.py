@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pubmedlm.blurb.compare import RunResults
+from pubmedlm.project import reports_dir
 from pubmedlm.studies.runner import SECTIONS, protocol, variant_folder
 from pubmedlm.studies.spec import Study, StudyError
 
@@ -63,7 +64,7 @@ def report(study: Study, root: Path, bootstrap: int = 1000) -> dict[str, Path]:
                          f"{study.name}` first")
     result = analyse(study, runs, gold_dir=data_dir("blurb_data", root), bootstrap=bootstrap)
     result["notes"] = notes
-    out = render.write(result, root / "reports" / "studies" / study.name, stem=study.name)
+    out = render.write(result, reports_dir("studies", root) / study.name, stem=study.name)
     params_file = root / study.params
     cfg = load_config(params_file, [*study.overrides, *protocol(study)])
     with stage_run("study", cfg, SECTIONS, params_file, run_name="report", experiment=f"study-{study.name}",

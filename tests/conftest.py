@@ -231,17 +231,12 @@ def build_packed_project(root: Path, mirror: Path, pretrain: dict, docs: int = 1
     return pack_project(root, ohsumed_docs(mirror, docs), pretrain, heldout=100, mirror=mirror)
 
 
-def pack_project(root: Path, texts: list[str], pretrain: dict, heldout: int,
-                 mirror: Path | None = None) -> Path:
-    """`build_packed_project` on given texts (the last `heldout` held out); with `mirror` None the
-    environment's PUBMEDLM_DATA_MIRROR is left as it is (a hermetic test's empty one)."""
+def corpus_and_vocab(root: Path, texts: list[str], heldout: int) -> None:
+    """What the corpus and vocab stages leave in `root`: `texts` as one train and one held-out shard
+    (the last `heldout`), and a 2000-entry in-domain WordPiece vocab trained on them."""
     import json
-    import os
 
-    import yaml
-
-    from pubmedlm.config import VocabConfig, load_config
-    from pubmedlm.stages import pack
+    from pubmedlm.config import VocabConfig
     from pubmedlm.vocab.train import save_tokenizer, train_vocab
 
     corpus = root / "data" / "corpus"
@@ -253,6 +248,20 @@ def pack_project(root: Path, texts: list[str], pretrain: dict, heldout: int,
                 f.write(json.dumps({"id": f"{split}{i}", "source": "t", "text": text}) + "\n")
     tokenizer, _facts = train_vocab(corpus, VocabConfig(vocab_size=2000))
     save_tokenizer(tokenizer, root / "data" / "vocab")
+
+
+def pack_project(root: Path, texts: list[str], pretrain: dict, heldout: int,
+                 mirror: Path | None = None) -> Path:
+    """`build_packed_project` on given texts (the last `heldout` held out); with `mirror` None the
+    environment's PUBMEDLM_DATA_MIRROR is left as it is (a hermetic test's empty one)."""
+    import os
+
+    import yaml
+
+    from pubmedlm.config import load_config
+    from pubmedlm.stages import pack
+
+    corpus_and_vocab(root, texts, heldout)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["pack"].update(seq_lengths=[64], nsp=False)
     params["pretrain"] = pretrain

@@ -13,7 +13,8 @@ tokenizer, the search space.
 
 A study's variant (`studies.runner.VariantPlan`) runs the same tune and finetune stage functions
 into `data/studies/<study>/<variant>/`, in the experiment `study-<study>` under the variant's parent
-run, only for the datasets not done with its params (`studies.runner` owns the plan and that rule).
+run, only for the datasets not done with its params (`studies.runner` owns the plan and that rule);
+a variant that fine-tunes `pretrain` first packs and pretrains its own model (`pretrain_for_study`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pubmedlm.finetune import plan
 from pubmedlm.finetune.heads import load_checked_tokenizer
 from pubmedlm.project import data_dir, output_lock, project_root
 from pubmedlm.stages import StageResult
-from pubmedlm.text.models import model_label, resolve_encoder
+from pubmedlm.text.models import model_label, pretrained_model, resolve_encoder
 
 
 def run_blurb(cfg: Config, model: str, datasets: list[str] | None = None,
@@ -50,6 +51,43 @@ def run_blurb(cfg: Config, model: str, datasets: list[str] | None = None,
         result = evaluate.run_eval(cfg, params_file, out_base=out_base, name=label, experiment=experiment)
     result.metrics["experiment"] = experiment
     return result
+
+
+def pretrain_for_study(plan: Any, root: Path, uri: str, progress: Callable[[str], None]) -> None:
+    """The model a variant fine-tunes when it fine-tunes `pretrain`: the `pack` and `pretrain` stages
+    with the variant's params, run in its own project (`plan.pretrain`, whose corpus and vocab are this
+    project's), tracked in the study's experiment; nothing when that model is there (shared by every
+    variant with the same pretraining recipe, one writer at a time)."""
+    import os
+    import subprocess
+    import sys
+
+    from pubmedlm.errors import UserError
+
+    sub = plan.pretrain
+    if sub is None or (pretrained_model(sub) / "config.json").is_file():
+        return
+    with output_lock(f"study-model-{sub.name}", root):
+        if (pretrained_model(sub) / "config.json").is_file():
+            return
+        for stage in ("corpus", "vocab"):
+            source, link = data_dir(stage, root), data_dir(stage, sub)
+            if not source.is_dir():
+                raise UserError(f"study {plan.study}, variant {plan.variant}: it pretrains its own model "
+                                f"from this project's {stage} ({source}), which does not exist; run "
+                                "`dvc repro vocab` (or `pubmedlm corpus` then `pubmedlm vocab`) first")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(source, target_is_directory=True)
+        env = {**os.environ, "PUBMEDLM_PROJECT_ROOT": str(sub), "MLFLOW_TRACKING_URI": uri}
+        sets = [x for o in (*plan.pretrain_sets, f"runtime.mlflow_experiment={plan.experiment}")
+                for x in ("--set", o)]
+        for stage in ("pack", "pretrain"):
+            progress(f"[{plan.study}/{plan.variant}] {stage} -> {sub}")
+            cmd = [sys.executable, "-m", "pubmedlm.cli", stage, "--params", str(plan.params_file), *sets]
+            if subprocess.run(cmd, cwd=sub, env=env, check=False).returncode != 0:
+                raise UserError(f"study {plan.study}, variant {plan.variant}: `pubmedlm {stage}` failed in "
+                                f"{sub} (its output is above); a rerun resumes it")
 
 
 def run_study_variant(plan: Any, progress: Callable[[str], None]) -> None:
@@ -80,6 +118,7 @@ def run_study_variant(plan: Any, progress: Callable[[str], None]) -> None:
                 "mlflow.parentRunId": group.run_id}
         status = "FAILED"
         try:
+            pretrain_for_study(plan, root, uri, progress)
             for d, state in todo.items():
                 if state != "tuned":
                     progress(f"[{plan.study}/{plan.variant}] {d}: tune")
@@ -99,4 +138,4 @@ def run_study_variant(plan: Any, progress: Callable[[str], None]) -> None:
             end_run(uri, group.run_id, status)
 
 
-__all__ = ["run_blurb", "run_study_variant"]
+__all__ = ["pretrain_for_study", "run_blurb", "run_study_variant"]

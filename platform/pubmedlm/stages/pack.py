@@ -1,8 +1,8 @@
 """The `pack` stage: tokenize the corpus with the stage's vocab and pack fixed-length sequences.
 
-Reads `data/corpus/{train,heldout}-*.jsonl` and the tokenizer in `data/vocab/` (or, for continued
-pretraining, the checkpoint's own tokenizer: `pack.tokenizer`), tokenizes blocks of documents with
-the fast tokenizer (batched; the Rust backend uses all cores), and writes one packed set per
+Reads `data/corpus/{train,heldout}-*.jsonl` and the tokenizer in `data/vocab/` (or a model's own,
+for continued pretraining or a general vocab from scratch: `pack.tokenizer`), tokenizes blocks of
+documents with the fast tokenizer (batched; the Rust backend uses all cores), and writes one packed set per
 sequence length and split: `data/pack/len<L>/{train,heldout}/` (see `train/packing.py`), plus
 `metrics/pack.json` (sequences, tokens, padding share per set).
 """
@@ -20,7 +20,7 @@ from pubmedlm.corpus.errors import CorpusError
 from pubmedlm.corpus.shards import iter_texts, shard_paths
 from pubmedlm.project import data_dir, metrics_path, project_root, publication, write_json
 from pubmedlm.stages import StageResult, write_resolved_config
-from pubmedlm.text.models import load_tokenizer, resolve_model
+from pubmedlm.text.models import load_tokenizer, pack_tokenizer
 from pubmedlm.train.packing import (
     PACK_INFO,
     PackedWriter,
@@ -122,8 +122,8 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     from pubmedlm.infra.tracking import stage_run
 
     root = project_root()
-    corpus, vocab, out_dir = data_dir("corpus", root), data_dir("vocab", root), data_dir(STAGE, root)
-    tok = load_tokenizer(vocab if cfg.pack.tokenizer == "vocab" else resolve_model(cfg.pack.tokenizer))
+    corpus, out_dir = data_dir("corpus", root), data_dir(STAGE, root)
+    tok = load_tokenizer(pack_tokenizer(cfg.pack.tokenizer, root))
     for split in SPLITS:  # both corpus splits present, before any output is touched
         corpus_documents(corpus, split)
     mpath = metrics_path(STAGE, root)

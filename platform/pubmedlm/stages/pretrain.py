@@ -21,15 +21,16 @@ from pathlib import Path
 from pubmedlm.config import Config
 from pubmedlm.project import data_dir, metrics_path, project_root, publication
 from pubmedlm.stages import StageResult, write_resolved_config
-from pubmedlm.text.models import resolve_model
+from pubmedlm.text.models import pack_tokenizer, resolve_model
 
 STAGE = "pretrain"
 SECTIONS = ("pretrain",)
 
 
 def _tokenizer_path(cfg: Config, root: Path) -> str:
-    """The in-domain vocab when training from scratch, else the init model's own tokenizer."""
-    return (str(data_dir("vocab", root)) if cfg.pretrain.init == "scratch"
+    """From scratch: the tokenizer that packed the data (`pack.tokenizer`: the in-domain vocab, or a
+    general model's vocab); continued pretraining: the init model's own tokenizer."""
+    return (pack_tokenizer(cfg.pack.tokenizer, root) if cfg.pretrain.init == "scratch"
             else resolve_model(cfg.pretrain.init))
 
 
@@ -73,7 +74,7 @@ def run(cfg: Config, params_file: str | Path = "params.yaml") -> StageResult:
     with stage_run(STAGE, cfg, SECTIONS, params_file) as tracked:
         # Lineage: the packed data it trains on, and the corpus and vocab versions behind it.
         upstream = ([Path("data/pack"), Path("data/corpus")]
-                    + ([Path("data/vocab")] if init == "scratch" else []))
+                    + ([Path("data/vocab")] if init == "scratch" and cfg.pack.tokenizer == "vocab" else []))
         tracked.add_inputs([p for p in upstream if (root / p).exists()])
         tracked.set_tags({"ray.run_name": name, "ray.storage_path": storage_path(cfg, root)})
         job = PretrainJob(cfg.pretrain, cfg.runtime, init, tokenizer, str(pack), tracked.ref)

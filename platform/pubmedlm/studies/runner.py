@@ -45,15 +45,17 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pubmedlm.config import Config, load_config, parse_override
 from pubmedlm.studies.spec import Study, StudyError, load_study
+from pubmedlm.text.models import PRETRAIN, pretrained_model
 
 STUDIES = Path("pipelines") / "studies"
 SECTIONS = ("finetune", "tune")
+PRETRAINING = ("corpus", "vocab", "pack", "pretrain")  # what a study-pretrained model is made from
 """The params a variant's outputs record (`config.yaml`, as the tune and finetune stages write)."""
 TUNE_IGNORES = frozenset({"datasets", "seeds", "seed"})
 """finetune keys the tune stage does not read (dvc.yaml's `tune` params leave them out too)."""
@@ -88,6 +90,8 @@ class VariantPlan:
     datasets: tuple[str, ...]
     seeds: int
     folder: Path
+    pretrain: Path | None = None  # the sub-project that pretrains the model it fine-tunes (`pretrain_folder`)
+    pretrain_sets: tuple[str, ...] = ()  # the `--set`s of its pack and pretrain stages
 
     @property
     def experiment(self) -> str:
@@ -113,6 +117,17 @@ class VariantPlan:
 def variant_folder(root: Path, study: str, variant: str) -> Path:
     """Where a variant's outputs live: `data/studies/<study>/<variant>/`."""
     return root / "data" / "studies" / study / variant
+
+
+def pretrain_folder(root: Path, cfg: Config) -> Path:
+    """Where a study pretrains the model of a variant that fine-tunes `pretrain`: a project of its own,
+    `data/study_models/<12 hex digits of its corpus, vocab, pack and pretrain params>/`, whose `data/corpus`
+    and `data/vocab` are this project's; shared by every variant and study with that recipe."""
+    if cfg.pretrain is None:
+        raise StudyError("finetune.model: pretrain, but the params have no `pretrain` section")
+    recipe_ = {name: cfg.section(name) for name in PRETRAINING}
+    return root / "data" / "study_models" / hashlib.sha256(
+        json.dumps(recipe_, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def protocol(study: Study) -> list[str]:
@@ -141,7 +156,11 @@ def make_plan(study: Study, study_file: Path, root: Path, variants: Sequence[str
         overrides = (*study.overrides_of(v), *protocol(study), *extra)
         plan = VariantPlan(study.name, v, study_file, root / study.params, overrides, tuple(extra),
                            tuple(study.datasets), study.seeds, variant_folder(root, study.name, v))
-        plan.config()  # the command line's --set too must make valid params, before any compute
+        cfg = plan.config()  # the command line's --set too must make valid params, before any compute
+        if cfg.finetune.model == PRETRAIN:  # its own model, pretrained with its params (equal steps)
+            sub = pretrain_folder(root, cfg)
+            model = f"finetune.model={pretrained_model(sub)}"
+            plan = replace(plan, overrides=(*overrides, model), pretrain=sub, pretrain_sets=overrides)
         plans.append(plan)
     return plans
 
@@ -197,7 +216,11 @@ def describe(plans: Sequence[VariantPlan]) -> str:
         left = ", ".join(f"{d} ({'fine-tune' if s == 'tuned' else 'tune + fine-tune'})"
                          for d, s in todo.items()) or "nothing (done)"
         lines += [f"{p.study}/{p.variant}: {len(p.datasets)} dataset(s) x {p.seeds} seed(s) -> {p.folder}",
-                  f"  params: {p.params_file}", *[f"  --set {o}" for o in p.overrides], f"  to run: {left}"]
+                  f"  params: {p.params_file}", *[f"  --set {o}" for o in p.overrides]]
+        if p.pretrain is not None:
+            done = (pretrained_model(p.pretrain) / "config.json").is_file()
+            lines.append(f"  model: from {p.pretrain} ({'done' if done else 'pack + pretrain first'})")
+        lines.append(f"  to run: {left}")
     return "\n".join(lines)
 
 
@@ -258,5 +281,6 @@ def run_study(plans: Sequence[VariantPlan], execute: Callable[[VariantPlan, Prog
     return [summary_line(p) for p in plans]
 
 
-__all__ = ["STUDIES", "VariantPlan", "available", "describe", "digest", "make_plan", "pending", "protocol",
-           "recipe", "resolve", "run_study", "summary_line", "variant_folder", "variant_metrics"]
+__all__ = ["STUDIES", "VariantPlan", "available", "describe", "digest", "make_plan", "pending",
+           "pretrain_folder", "protocol", "recipe", "resolve", "run_study", "summary_line", "variant_folder",
+           "variant_metrics"]

@@ -30,10 +30,25 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def pack_tokenizer(name: str, root: Path) -> str:
+    """The tokenizer a `pack.tokenizer` value names: `vocab` = the vocab stage's in-domain tokenizer
+    under `root`, else a model's own (`minilm`, a local path, a hub id)."""
+    from pubmedlm.project import data_dir
+
+    return str(data_dir("vocab", root)) if name == "vocab" else resolve_model(name)
+
+
+def pretrained_model(root: Path) -> Path:
+    """Where the `pretrain` stage of the project in `root` leaves its final model."""
+    from pubmedlm.project import data_dir
+
+    return data_dir("pretrain", root) / "model"
+
+
 def resolve_encoder(name: str, root: Path) -> str:
     """The encoder a `finetune.model` value names (`pretrain` = this pipeline's model under `root`)."""
     if name == PRETRAIN:
-        path = root / "data" / "pretrain" / "model"
+        path = pretrained_model(root)
         if not (path / "config.json").is_file():
             raise ConfigError(f"finetune.model: pretrain, but {path} holds no model; run `pubmedlm pretrain` "
                               "or set finetune.model to `minilm`, a local HF folder or a hub id")

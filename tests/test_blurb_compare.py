@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from fractions import Fraction as F
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import FIXTURES, fixture_rows
@@ -139,3 +141,63 @@ def test_paired_bootstrap_on_fixture_gold(tmp_path: Path) -> None:
     hoc_none = _write_predictions(tmp_path / "hoc-none.jsonl", hoc, "labels", lambda _labels: [])
     result = paired_bootstrap("HoC", gold_dir, hoc_gold, hoc_none, 100)
     assert result["diff"] == 100.0 and result["high"] == 100.0 and result["rows"] == len(hoc)
+
+
+def _perturbed(task_id: str, row: dict, rng: random.Random) -> object:
+    """A prediction for a gold row that is right most of the time (a plausible model's output)."""
+    from pubmedlm.blurb import tasks
+
+    task = tasks.get(task_id)
+    if task.task_type in ("ner", "pico"):
+        return [rng.choice(task.labels) if rng.random() < 0.2 else t for t in row["tags"]]
+    if task.task_type == "similarity":
+        return row["score"] + rng.gauss(0, 1.0)
+    if task.task_type == "doc_classification":
+        return sorted({int(x) for x in row["labels"] if rng.random() < 0.7}
+                      | ({rng.randrange(10)} if rng.random() < 0.2 else set()))
+    return rng.choice(task.labels) if rng.random() < 0.3 else row["label"]
+
+
+@pytest.mark.parametrize("task_id", ["NCBI-disease", "EBM-PICO", "ChemProt", "DDI", "GAD", "BIOSSES",
+                                     "HoC", "PubMedQA"])
+def test_bootstrap_from_counts_is_the_metric_on_every_resample(tmp_path: Path, task_id: str) -> None:
+    """The bootstrap scores resamples from summed per-item counts; the reference re-scores each
+    resample's rows with score_dataset (the metric as evaluate runs it), drawing the same items."""
+    from pubmedlm.blurb import tasks
+    from pubmedlm.blurb.metrics import abstract_id, hoc_abstracts
+    from pubmedlm.blurb.predictions import score_dataset
+
+    task, rows = tasks.get(task_id), fixture_rows(task_id, "test")
+    rng = random.Random(task_id)
+    paths = []
+    for name in ("a", "b"):
+        predicted = [{**r, "p": _perturbed(task_id, r, rng)} for r in rows]
+        paths.append(_write_predictions(tmp_path / f"{name}.jsonl", predicted, "p"))
+    read = [{json.loads(line)["id"]: json.loads(line)["prediction"] for line in p.read_text().splitlines()}
+            for p in paths]
+    result = paired_bootstrap(task_id, FIXTURES / "blurb_data", *paths, 30, seed=7)
+
+    # the items resampled: rows, or (HoC) abstracts, each a new abstract every time it is drawn
+    documents = task.task_type == "doc_classification"
+    unit = (lambda r: abstract_id(r.get("doc_id") or r["id"])) if documents else (lambda r: r["id"])
+    units = hoc_abstracts([unit(r) for r in rows]) if documents else [r["id"] for r in rows]
+    members = {u: [r for r in rows if unit(r) == u] for u in units}
+
+    def score(sample: list[dict], side: int) -> float:
+        preds = [read[side][r["source"]] for r in sample]
+        if documents:
+            preds = [frozenset(p) for p in preds]
+        value = score_dataset(task, sample, preds)
+        return 0.0 if value is None else value
+
+    draws = np.random.default_rng(7)
+    expected = []
+    for _ in range(30):
+        sample = [{**r, "source": r["id"], "id": f"{u}#{k}_s{j}", "doc_id": f"{u}#{k}"}
+                  for k, u in enumerate(units[i] for i in draws.integers(0, len(units), len(units)))
+                  for j, r in enumerate(members[u])]
+        expected.append(score(sample, 0) - score(sample, 1))
+    whole = [{**r, "source": r["id"]} for r in rows]
+    assert result["diff"] == pytest.approx(score(whole, 0) - score(whole, 1), abs=1e-9)
+    assert result["samples"] == pytest.approx(expected, abs=1e-9)
+    assert len(set(np.round(expected, 6))) > 1  # the resamples differ: the check is not vacuous

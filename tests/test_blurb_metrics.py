@@ -113,6 +113,26 @@ def test_entity_f1_is_seqeval_default_mode_on_messy_tags() -> None:
     assert metrics.entity_f1(gold, pred) == pytest.approx(seqeval_f1(gold, pred))
 
 
+@pytest.mark.parametrize("name, tags", [("entity_f1", ["B", "I", "O"]),
+                                        ("typed_entity_f1", ["B-Chem", "I-Chem", "B-Dis", "I-Dis", "O"])])
+def test_entity_counts_sum_to_seqeval_on_messy_tags_and_resamples(name: str, tags: list[str]) -> None:
+    """The bootstrap's per-sentence counts (metrics.COUNTS) give seqeval's F1 on any multiset of
+    sentences: the whole set and resamples with repeats, on tags that are not valid IOB2."""
+    rng = random.Random(2)
+    gold = [[rng.choice(tags) for _ in range(rng.randint(1, 12))] for _ in range(150)]
+    pred = [[rng.choice(tags) if rng.random() < 0.4 else t for t in s] for s in gold]
+    counts, score = metrics.COUNTS[name]
+    rows = counts(gold, pred)
+    for draw in [range(len(gold))] + [[rng.randrange(len(gold)) for _ in gold] for _ in range(5)]:
+        weights = [0] * len(gold)
+        for i in draw:
+            weights[i] += 1
+        expected = metrics.METRICS[name]([gold[i] for i in draw], [pred[i] for i in draw])
+        assert 0.1 < expected < 0.9
+        assert float(score(sum(w * row for w, row in zip(weights, rows, strict=True)))) == pytest.approx(
+            expected, abs=1e-12)
+
+
 # ---- pico_token_macro_f1 ---------------------------------------------------------------------
 
 

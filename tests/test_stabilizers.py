@@ -147,10 +147,31 @@ def test_reinitialised_layers_are_fresh_and_the_rest_are_the_loaded_weights() ->
             assert torch.equal(p, torch.zeros_like(p)), name  # biases
 
 
+def test_random_init_reinitialises_every_encoder_weight() -> None:
+    """`finetune.random_init`: the architecture and vocab without the pretraining (init's control)."""
+    model, loaded = _minilm(), _snapshot(_minilm())
+    std = model.config.initializer_range
+    torch.manual_seed(3)
+    stabilizers.prepare(model, FinetuneConfig(random_init=True), "minilm")
+    for name, p in model.named_parameters():
+        if name.startswith("classifier."):
+            continue
+        if name.endswith("weight") and p.ndim == 2:  # embeddings and every linear layer
+            assert not torch.equal(p, loaded[name]), name
+            assert p.std().item() == pytest.approx(std, rel=0.1), name
+        elif "LayerNorm" in name:
+            unit = torch.ones_like(p) if name.endswith("weight") else torch.zeros_like(p)
+            assert torch.equal(p, unit), name
+        else:
+            assert torch.equal(p, torch.zeros_like(p)), name
+    assert all(p.requires_grad for p in model.parameters())
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"freeze_layers": 7}, r"finetune\.freeze_layers: 7 layers, but model minilm has 6 encoder layers"),
     ({"reinit_layers": 9}, r"finetune\.reinit_layers: 9 layers, but model minilm has 6 encoder layers"),
     ({"freeze_layers": 4, "reinit_layers": 3}, r"\(4\) \+ finetune\.reinit_layers \(3\) exceed model minilm"),
+    ({"freeze_layers": 1, "random_init": True}, r"finetune\.random_init with finetune\.freeze_layers \(1\)"),
 ])
 def test_layer_counts_beyond_the_model_fail_by_name(overrides: dict, message: str) -> None:
     f = FinetuneConfig(**overrides)
@@ -182,10 +203,31 @@ def test_an_encoder_without_bert_layers_is_refused() -> None:
      "dropout: 0.1, momentum: 0.9}", "tune.fixed.momentum"),
     ("tune.fixed={learning_rate: 5.0e-05, batch_size: 0, epochs: 1, warmup_ratio: 0.1, weight_decay: 0.0, "
      "dropout: 0.1}", "tune.fixed.batch_size"),
+    ("tune.fixed_per_dataset={BIOSSES: {epochs: 30}}", "tune.fixed_per_dataset"),  # no tune.fixed to change
 ])
 def test_bad_values_fail_naming_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
         load_config(REPO / "params.yaml", [override])
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"BIOSSES": {"epoch": 30}}, "BIOSSES.epoch: not a field of tune.fixed"),
+    ({"BIOSSES": {"epochs": 0}}, "BIOSSES.epochs: Input should be greater than or equal to 1"),
+    ({"BIOSES": {"epochs": 30}}, "BIOSES: not a dataset id"),
+])
+def test_fixed_per_dataset_changes_are_checked(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        load_config(REPO / "params.yaml", [f"tune.fixed={json.dumps(FIXED)}",
+                                           f"tune.fixed_per_dataset={json.dumps(changes)}"])
+    assert "'tune.fixed_per_dataset'" in str(err.value)
+
+
+def test_fixed_for_a_dataset_applies_its_changes_only() -> None:
+    cfg = load_config(REPO / "params.yaml", [f"tune.fixed={json.dumps(FIXED)}",
+                                             'tune.fixed_per_dataset={BIOSSES: {epochs: 30, batch_size: 8}}'])
+    assert cfg.tune.fixed_for("BIOSSES") == HParams(**{**FIXED, "epochs": 30, "batch_size": 8})
+    assert cfg.tune.fixed_for("PubMedQA") == HParams(**FIXED)
+    assert load_config(REPO / "params.yaml").tune.fixed_for("BIOSSES") is None  # a search
 
 
 def test_fixed_outcome_is_the_fixed_configuration_marked_fixed() -> None:
@@ -218,7 +260,9 @@ def test_tune_with_fixed_hparams_runs_no_search(tmp_path: Path, monkeypatch: pyt
     from pubmedlm.infra import ray_runtime
     from pubmedlm.stages import tune
 
-    root = _project(tmp_path, finetune={"model": "minilm"}, tune={"fixed": FIXED})
+    # the dataset's own change to the fixed configuration is what it trains with
+    root = _project(tmp_path, finetune={"model": "minilm"},
+                    tune={"fixed": FIXED, "fixed_per_dataset": {"BIOSSES": {"epochs": 7}}})
     uri = f"sqlite:///{root / 'mlflow.db'}"
     monkeypatch.setenv("PUBMEDLM_PROJECT_ROOT", str(root))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -232,7 +276,7 @@ def test_tune_with_fixed_hparams_runs_no_search(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(ray_runtime, "init_ray", refuse)
     result = tune.run(load_config(root / "params.yaml"), root / "params.yaml", "BIOSSES")
     best = json.loads((root / "data/tune/BIOSSES/best.json").read_text())
-    assert best["status"] == "ok" and best["fixed"] is True and best["hparams"] == FIXED
+    assert best["status"] == "ok" and best["fixed"] is True and best["hparams"] == {**FIXED, "epochs": 7}
     assert json.loads((root / "data/tune/BIOSSES/trials.json").read_text()) == []
     assert json.loads((root / "metrics/tune/BIOSSES.json").read_text())["fixed"] is True
     assert "fixed hyperparameters" in tune.summary(result)

@@ -129,6 +129,22 @@ def test_fixed_is_required_with_fixed_and_refused_with_search(tmp_path: Path) ->
         load_study(_write(tmp_path, text.replace("learning_rate: 5.0e-05", "learning_rate: -1")), REPO)
 
 
+@pytest.mark.parametrize(("changes", "message"), [
+    ("{GAD: {epochs: 30}}", r"fixed_per_dataset\.GAD: not one of the study's datasets"),
+    ("{BC5-chem: {epoch: 30}}", r"fixed_per_dataset\.BC5-chem\.epoch: not a field of tune\.fixed"),
+    ("{BC5-chem: {epochs: 0}}", r"fixed_per_dataset\.BC5-chem\.epochs: Input should be greater"),
+])
+def test_fixed_per_dataset_is_checked_and_reaches_every_variant(tmp_path: Path, changes: str,
+                                                                message: str) -> None:
+    from pubmedlm.studies.runner import protocol
+
+    text = GOOD.format(name="demo")
+    study = load_study(_write(tmp_path, text + "fixed_per_dataset: {BC5-chem: {epochs: 9}}\n"), REPO)
+    assert 'tune.fixed_per_dataset={"BC5-chem": {"epochs": 9}}' in protocol(study)
+    with pytest.raises(StudyError, match=message):
+        load_study(_write(tmp_path, text + f"fixed_per_dataset: {changes}\n"), REPO)
+
+
 def test_name_is_the_file_name_and_the_base_params_must_exist(tmp_path: Path) -> None:
     with pytest.raises(StudyError, match=r"name: 'other' differs"):
         load_study(_write(tmp_path, GOOD.format(name="other")), REPO)

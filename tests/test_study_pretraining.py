@@ -2,7 +2,8 @@
 to end at tiny scale. A variant that fine-tunes `pretrain` packs and pretrains its own model with its
 own params (the in-domain or the general vocab from scratch, whole-word or piece masking, continued
 from MiniLM) in a project of its own under `data/study_models/`, named by its pretraining recipe and
-shared by every variant and study with that recipe; each variant fine-tunes the model its params made,
+shared by every variant and study with that recipe (the random-initialisation control takes its
+architecture and vocab); each variant fine-tunes the model its params made,
 and a rerun recomputes nothing."""
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def test_vocab_wwm_and_init_pretrain_their_own_models_end_to_end(tmp_path: Path,
     out = study("run", "init")
     init = plans("init")
     assert init["scratch"].pretrain == wwm["pubmed-wwm"].pretrain  # one recipe, one model for both studies
+    assert init["random"].pretrain == init["scratch"].pretrain  # its architecture and vocab, fresh weights
+    folder = init["random"].folder / "finetune" / "NCBI-disease"
+    assert yaml.safe_load((folder / "config.yaml").read_text())["finetune"]["random_init"] is True
     assert "[init/scratch] pack" not in out and "[init/continual] pack" in out
     assert init["general"].pretrain is None and init["general"].config().finetune.model == "minilm"
     continual = pretrained_model(init["continual"].pretrain)

@@ -16,6 +16,13 @@ strict IOB2 entity F1, micro over types (seqeval, mode strict); per type: `typed
 | `accuracy` | PubMedQA, BioASQ | share of exact matches |
 
 Scores are fractions in [0, 1] (Pearson in [-1, 1]); multiply by 100 to compare with the paper.
+
+**Counts** (`COUNTS`): every metric above is a function of counts that add over its items
+(sentences, rows, HoC abstracts): true/gold/predicted positives, correct answers, the sums of
+Pearson's moments. `COUNTS[name] = (counts, score)`: `counts` takes the metric's arguments and
+returns one row of counts per item, `score` turns summed rows into the metric. A resample of the
+items scores as the sum of their rows: what the paired bootstrap (`compare`) computes thousands of
+times, without re-running seqeval on every resample.
 F1 with nothing to score (no gold and no predicted positives) is 0, as scikit-learn and seqeval
 give with `zero_division=0`. Every function refuses gold and predictions of different lengths.
 """
@@ -24,7 +31,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
+from typing import Any
+
+import numpy as np
 
 PICO_CLASSES = ("PAR", "INT", "OUT")
 
@@ -32,12 +42,6 @@ PICO_CLASSES = ("PAR", "INT", "OUT")
 def _check(gold: Sequence, pred: Sequence, what: str = "items") -> None:
     if len(gold) != len(pred):
         raise ValueError(f"gold has {len(gold)} {what}, predictions have {len(pred)}")
-
-
-def _f1(true_positives: int, gold_positives: int, predicted_positives: int) -> float:
-    # 2PR/(P+R) written on counts; 0 when P+R is 0 (nothing predicted right, or nothing at all).
-    denominator = gold_positives + predicted_positives
-    return 2 * true_positives / denominator if true_positives else 0.0
 
 
 def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> float:
@@ -102,18 +106,7 @@ def _pico_class(tag: str) -> str:
 
 def pico_token_macro_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> float:
     """Mean of the word-level F1 of PAR, INT and OUT (O is not averaged); one tag list per sentence."""
-    _check(gold, pred, "sentences")
-    counts = {c: [0, 0, 0] for c in PICO_CLASSES}  # class -> [true pos, gold pos, predicted pos]
-    for i, (g_sentence, p_sentence) in enumerate(zip(gold, pred, strict=True)):
-        _check(g_sentence, p_sentence, f"tags in sentence {i}")
-        for g_tag, p_tag in zip(g_sentence, p_sentence, strict=True):
-            g, p = _pico_class(g_tag), _pico_class(p_tag)
-            if g in counts:
-                counts[g][1] += 1
-            if p in counts:
-                counts[p][2] += 1
-                counts[p][0] += g == p
-    return sum(_f1(*counts[c]) for c in PICO_CLASSES) / len(PICO_CLASSES)
+    return _total("pico_token_macro_f1", gold, pred)
 
 
 def micro_f1_excluding(gold: Sequence[Hashable], pred: Sequence[Hashable], negative: Hashable) -> float:
@@ -121,18 +114,12 @@ def micro_f1_excluding(gold: Sequence[Hashable], pred: Sequence[Hashable], negat
 
     A negative prediction is never a predicted positive, a negative gold never a gold positive;
     a positive predicted with the wrong positive label is both a false positive and a miss."""
-    _check(gold, pred)
-    true_positives = sum(g == p != negative for g, p in zip(gold, pred, strict=True))
-    gold_positives = sum(g != negative for g in gold)
-    predicted_positives = sum(p != negative for p in pred)
-    return _f1(true_positives, gold_positives, predicted_positives)
+    return _total("micro_f1_excluding", gold, pred, negative)
 
 
 def positive_f1(gold: Sequence[Hashable], pred: Sequence[Hashable], positive: Hashable = "1") -> float:
     """F1 of the one positive class (GAD: `1`)."""
-    _check(gold, pred)
-    true_positives = sum(g == p == positive for g, p in zip(gold, pred, strict=True))
-    return _f1(true_positives, sum(g == positive for g in gold), sum(p == positive for p in pred))
+    return _total("positive_f1", gold, pred, positive)
 
 
 def pearson(gold: Sequence[float], pred: Sequence[float]) -> float:
@@ -163,24 +150,125 @@ def hoc_abstract_micro_f1(gold: Sequence[Collection[Hashable]], pred: Sequence[C
 
     `gold[i]` / `pred[i]` are the positive hallmarks of sentence `sentence_ids[i]`; abstracts
     whose gold set is empty still count their predicted labels as false positives."""
-    _check(gold, pred)
-    _check(gold, sentence_ids, "sentence ids")
-    gold_sets: dict[str, set] = {}
-    pred_sets: dict[str, set] = {}
-    for g, p, sid in zip(gold, pred, sentence_ids, strict=True):
-        doc = abstract_id(sid)
-        gold_sets.setdefault(doc, set()).update(g)
-        pred_sets.setdefault(doc, set()).update(p)
-    true_positives = sum(len(gold_sets[d] & pred_sets[d]) for d in gold_sets)
-    return _f1(true_positives, sum(map(len, gold_sets.values())), sum(map(len, pred_sets.values())))
+    return _total("hoc_abstract_micro_f1", gold, pred, sentence_ids)
 
 
 def accuracy(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> float:
     """Share of predictions equal to the gold label."""
-    _check(gold, pred)
     if not gold:
         raise ValueError("accuracy of zero items is undefined")
-    return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
+    return _total("accuracy", gold, pred)
+
+
+def _total(name: str, *args: Any) -> float:
+    """A metric from its items' summed counts (`COUNTS`)."""
+    counts, score = COUNTS[name]
+    return float(score(counts(*args).sum(axis=0)))
+
+
+def _f1_of(totals: np.ndarray) -> np.ndarray:
+    """F1 of summed (true, gold, predicted) positives: 2PR/(P+R) written on counts; 0 when P+R is 0
+    (nothing predicted right, or nothing at all)."""
+    tp, denominator = totals[..., 0], totals[..., 1] + totals[..., 2]
+    return np.where(tp > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+
+def _entity_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
+                   entities: Callable[[list[str]], set]) -> np.ndarray:
+    g, p = _checked_lists(gold, pred)
+    out = np.zeros((len(g), 3))
+    for i, (gs, ps) in enumerate(zip(g, p, strict=True)):
+        eg, ep = entities(gs), entities(ps)
+        out[i] = len(eg & ep), len(eg), len(ep)
+    return out
+
+
+def _conlleval_entities(tags: list[str]) -> set:
+    from seqeval.metrics.sequence_labeling import get_entities
+    return set(get_entities(tags))
+
+
+def _strict_entities(tags: list[str]) -> set:
+    from seqeval.scheme import IOB2, Entities
+    return {e.to_tuple() for e in Entities([tags], IOB2, suffix=False).entities[0]}
+
+
+def _pico_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per sentence, per class of PICO_CLASSES: (true, gold, predicted) words of the class."""
+    g, p = _checked_lists(gold, pred)
+    out = np.zeros((len(g), 3 * len(PICO_CLASSES)))
+    for i, (gs, ps) in enumerate(zip(g, p, strict=True)):
+        gc, pc = [_pico_class(t) for t in gs], [_pico_class(t) for t in ps]
+        out[i] = [value for c in PICO_CLASSES for value in
+                  (sum(a == b == c for a, b in zip(gc, pc, strict=True)), gc.count(c), pc.count(c))]
+    return out
+
+
+def _label_counts(gold: Sequence[Hashable], pred: Sequence[Hashable],
+                  keep: Callable[[Hashable], bool]) -> np.ndarray:
+    """Per row: (true, gold, predicted) positives, a positive being a label `keep` keeps."""
+    _check(gold, pred)
+    return np.array([(g == p and keep(g), keep(g), keep(p)) for g, p in zip(gold, pred, strict=True)],
+                    dtype=float).reshape(len(gold), 3)
+
+
+def _pearson_counts(gold: Sequence[float], pred: Sequence[float]) -> np.ndarray:
+    # shifted by the first pair: constant predictions give exactly zero variance, and the sums stay small
+    _check(gold, pred)
+    g = np.asarray(gold, dtype=float) - (gold[0] if len(gold) else 0.0)
+    p = np.asarray(pred, dtype=float) - (pred[0] if len(pred) else 0.0)
+    return np.stack([np.ones_like(g), g, p, g * g, p * p, g * p], axis=1)
+
+
+def _pearson_of(totals: np.ndarray) -> np.ndarray:
+    n, sg, sp, sgg, spp, sgp = (totals[..., i] for i in range(6))
+    var_g, var_p = n * sgg - sg * sg, n * spp - sp * sp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (n * sgp - sg * sp) / np.sqrt(var_g * var_p)
+    return np.where((var_g > 0) & (var_p > 0), np.clip(r, -1.0, 1.0), np.nan)
+
+
+def _hoc_counts(gold: Sequence[Collection[Hashable]], pred: Sequence[Collection[Hashable]],
+                sentence_ids: Sequence[str]) -> np.ndarray:
+    """One row per abstract, in the order of `hoc_abstracts(sentence_ids)`."""
+    _check(gold, pred)
+    _check(gold, sentence_ids, "sentence ids")
+    sets: dict[str, tuple[set, set]] = {}
+    for g, p, sid in zip(gold, pred, sentence_ids, strict=True):
+        gs, ps = sets.setdefault(abstract_id(sid), (set(), set()))
+        gs.update(g)
+        ps.update(p)
+    return np.array([(len(g & p), len(g), len(p)) for g, p in sets.values()], dtype=float).reshape(-1, 3)
+
+
+def _accuracy_counts(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> np.ndarray:
+    _check(gold, pred)
+    return np.array([(g == p, 1) for g, p in zip(gold, pred, strict=True)], dtype=float).reshape(-1, 2)
+
+
+def _accuracy_of(totals: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals[..., 1] > 0, totals[..., 0] / totals[..., 1], np.nan)
+
+
+COUNTS: dict[str, tuple[Callable[..., np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+    "entity_f1": (lambda gold, pred: _entity_counts(gold, pred, _conlleval_entities), _f1_of),
+    "typed_entity_f1": (lambda gold, pred: _entity_counts(gold, pred, _strict_entities), _f1_of),
+    "pico_token_macro_f1": (_pico_counts, lambda totals: sum(
+        _f1_of(totals[..., 3 * i:3 * i + 3]) for i in range(len(PICO_CLASSES))) / len(PICO_CLASSES)),
+    "micro_f1_excluding": (lambda gold, pred, negative: _label_counts(gold, pred, lambda v: v != negative),
+                           _f1_of),
+    "positive_f1": (lambda gold, pred, positive="1": _label_counts(gold, pred, lambda v: v == positive),
+                    _f1_of),
+    "pearson": (_pearson_counts, _pearson_of),
+    "hoc_abstract_micro_f1": (_hoc_counts, _f1_of),
+    "accuracy": (_accuracy_counts, _accuracy_of),
+}
+
+
+def hoc_abstracts(sentence_ids: Sequence[str]) -> list[str]:
+    """The abstracts of HoC sentence ids, in order of first appearance (the rows of its counts)."""
+    return list(dict.fromkeys(abstract_id(s) for s in sentence_ids))
 
 
 METRICS = {
@@ -198,6 +286,7 @@ METRICS = {
 REPORTS = {"typed_entity_f1": typed_entity_report}
 
 __all__ = [
+    "COUNTS",
     "METRICS",
     "PICO_CLASSES",
     "REPORTS",
@@ -205,6 +294,7 @@ __all__ = [
     "accuracy",
     "entity_f1",
     "hoc_abstract_micro_f1",
+    "hoc_abstracts",
     "micro_f1_excluding",
     "pearson",
     "pico_token_macro_f1",

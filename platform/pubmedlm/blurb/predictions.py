@@ -35,10 +35,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pubmedlm.blurb import tasks
 from pubmedlm.blurb.flags import PROXY_NOTE
 from pubmedlm.blurb.formats import json_lines
-from pubmedlm.blurb.metrics import METRICS
+from pubmedlm.blurb.metrics import COUNTS, METRICS
 from pubmedlm.blurb.normalized import Row, read_jsonl
 from pubmedlm.blurb.published import comparison_table
 from pubmedlm.blurb.score import blurb_score
@@ -155,20 +157,36 @@ def write_predictions(path: Path, rows: list[Row], preds: list[Any]) -> None:
             f.write(json.dumps({"id": row["id"], "prediction": value}, ensure_ascii=False) + "\n")
 
 
-def score_dataset(task: Task, gold_rows: list[Row], preds: list[Any]) -> float | None:
-    """The task's metric as a percentage; None when undefined (Pearson of constant predictions)."""
-    metric = METRICS[task.metric]
+def _metric_args(task: Task, gold_rows: list[Row], preds: list[Any]) -> tuple[tuple, dict[str, Any]]:
+    """The task's metric arguments (gold and predictions in the metric's form)."""
     if task.task_type in ("ner", "pico"):
-        value = metric([r["tags"] for r in gold_rows], preds)
-    elif task.task_type == "doc_classification":
+        return ([r["tags"] for r in gold_rows], preds), {}
+    if task.task_type == "doc_classification":
         # per document: its doc_id (HoC's abstract; a user task's doc_id column), else the row's id
         gold, pred = [{str(x) for x in r["labels"]} for r in gold_rows], [{str(x) for x in p} for p in preds]
-        value = metric(gold, pred, [r.get("doc_id") or r["id"] for r in gold_rows])
-    elif task.task_type == "similarity":
-        value = metric([r["score"] for r in gold_rows], preds)
-    else:
-        value = metric([r["label"] for r in gold_rows], preds, **task.metric_args)
+        return (gold, pred, [r.get("doc_id") or r["id"] for r in gold_rows]), {}
+    if task.task_type == "similarity":
+        return ([r["score"] for r in gold_rows], preds), {}
+    return ([r["label"] for r in gold_rows], preds), dict(task.metric_args)
+
+
+def score_dataset(task: Task, gold_rows: list[Row], preds: list[Any]) -> float | None:
+    """The task's metric as a percentage; None when undefined (Pearson of constant predictions)."""
+    args, kwargs = _metric_args(task, gold_rows, preds)
+    value = METRICS[task.metric](*args, **kwargs)
     return None if math.isnan(value) else 100 * value
+
+
+def item_counts(task: Task, gold_rows: list[Row], preds: list[Any]) -> np.ndarray:
+    """The metric's counts (`metrics.COUNTS`), one row per scored item: per gold row, or per
+    document for document classification (in the order of `metrics.hoc_abstracts`)."""
+    args, kwargs = _metric_args(task, gold_rows, preds)
+    return COUNTS[task.metric][0](*args, **kwargs)
+
+
+def score_counts(task: Task, totals: np.ndarray) -> np.ndarray:
+    """Percentages from summed counts (any leading shape); NaN where the metric is undefined."""
+    return 100 * COUNTS[task.metric][1](totals)
 
 
 def breakdown(gold_dir: Path, task: Task, path: Path, split: str) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from pubmedlm.config.base import StrictModel
 
@@ -207,6 +207,39 @@ class TuneConfig(StrictModel):
     weight_decay, dropout}`, all required. Set, the stage runs no trial: best.json holds these values,
     marked `"fixed": true`, and finetune trains with them (controlled comparisons, e.g. the studies).
     null: search as above."""
+    fixed_per_dataset: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per dataset id, changes to `tune.fixed` (some of its fields), e.g. `{BIOSSES: {epochs: 30}}`:
+    the paper's recipe chooses epochs per dataset (2-60), and 64 training pairs need more of them than
+    thousands of sentences. Needs `tune.fixed`."""
+
+    @field_validator("fixed_per_dataset")
+    @classmethod
+    def _fixed_changes(cls, value: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict]:
+        from pubmedlm.blurb.tasks import user_tasks
+
+        fixed = info.data.get("fixed")
+        if value and fixed is None:
+            raise ValueError("needs tune.fixed (it changes some of its fields per dataset)")
+        known = [*blurb_dataset_ids(), *user_tasks()]
+        for name, changes in value.items():
+            unknown = sorted(set(changes) - set(HParams.model_fields))
+            if name not in known and not _user_tasks(info):
+                raise ValueError(f"{name}: not a dataset id (known: {', '.join(known)})")
+            if unknown:
+                raise ValueError(f"{name}.{unknown[0]}: not a field of tune.fixed "
+                                 f"({', '.join(HParams.model_fields)})")
+            try:
+                HParams(**{**fixed.as_dict(), **changes})
+            except ValidationError as e:
+                error = e.errors()[0]
+                raise ValueError(f"{name}.{error['loc'][0]}: {error['msg']}") from None
+        return value
+
+    def fixed_for(self, dataset: str) -> HParams | None:
+        """`fixed` with the dataset's changes (`fixed_per_dataset`); None when searching."""
+        if self.fixed is None:
+            return None
+        return HParams(**{**self.fixed.as_dict(), **self.fixed_per_dataset.get(dataset, {})})
 
 
 class FinetuneConfig(StrictModel):
@@ -255,6 +288,10 @@ class FinetuneConfig(StrictModel):
     reinit_layers: int = Field(0, ge=0)
     """Stabilizer: the top N encoder layers (and the pooler) re-initialised with the model's own
     initializer before fine-tuning; 0: off. freeze_layers + reinit_layers must not exceed the layer count."""
+    random_init: bool = False
+    """Every encoder weight (embeddings, layers, pooler) re-initialised before fine-tuning: the model's
+    architecture and vocabulary without its pretraining (the `init` study's control); not with
+    freeze_layers."""
     length_group_batches: int = Field(50, ge=0)
     """Batches grouped by length: each epoch's shuffled rows are cut into groups of this many batches,
     sorted by length within a group and cut into batches, whose order is shuffled again (seeded; HF's

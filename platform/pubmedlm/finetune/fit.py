@@ -80,7 +80,7 @@ class Settings:
                 "max_train_examples": f.max_train_examples, "max_eval_examples": f.max_eval_examples,
                 "attention_dropout": f.attention_dropout, "length_groups": f.length_group_batches,
                 "freeze_layers": f.freeze_layers, "layer_lr_decay": f.layer_lr_decay,
-                "reinit_layers": f.reinit_layers,
+                "reinit_layers": f.reinit_layers, "random_init": f.random_init,
                 "micro_batch": rt.micro_batch_size,
                 "threads": rt.cpus_per_worker, "device": rt.device}
 

@@ -8,6 +8,8 @@ what share of the peak learning rate. The param groups themselves are built by `
   the model's own `_init_weights` (normal(0, initializer_range) weights, zero biases, unit LayerNorm)
   before fine-tuning, from the run's seeded RNG. transformers 5 marks loaded weights
   `_is_hf_initialized` and its initializers skip marked tensors, so the mark is cleared first.
+* `finetune.random_init`: every encoder weight is re-initialised that way (the architecture and
+  vocabulary without the pretraining: the control of the `init` study).
 * `finetune.layer_lr_decay` d < 1: with L encoder layers numbered 0 (lowest) .. L-1 (top), layer i
   trains at lr x d^(L-i) (the top layer at lr x d), the embeddings at lr x d^(L+1), and the head
   and pooler at lr.
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 def active(f: FinetuneConfig) -> bool:
     """Whether any stabilizer is on."""
-    return f.freeze_layers > 0 or f.reinit_layers > 0 or f.layer_lr_decay < 1.0
+    return f.freeze_layers > 0 or f.reinit_layers > 0 or f.layer_lr_decay < 1.0 or f.random_init
 
 
 def check(f: FinetuneConfig, num_layers: int, model: str) -> None:
@@ -40,6 +42,9 @@ def check(f: FinetuneConfig, num_layers: int, model: str) -> None:
         if getattr(f, key) > num_layers:
             raise FinetuneError(f"finetune.{key}: {getattr(f, key)} layers, but model {model} has "
                                 f"{num_layers} encoder layers")
+    if f.random_init and f.freeze_layers:
+        raise FinetuneError(f"finetune.random_init with finetune.freeze_layers ({f.freeze_layers}): the "
+                            "frozen layers would stay at random weights")
     if f.freeze_layers + f.reinit_layers > num_layers:
         raise FinetuneError(f"finetune.freeze_layers ({f.freeze_layers}) + finetune.reinit_layers "
                             f"({f.reinit_layers}) exceed model {model}'s {num_layers} encoder layers: a "
@@ -90,13 +95,17 @@ def reinitialise(hf: nn.Module, module: nn.Module) -> None:
 
 
 def prepare(hf: nn.Module, f: FinetuneConfig, model: str) -> None:
-    """Re-initialise the top `reinit_layers` layers (+ pooler), freeze the embeddings and the lowest
-    `freeze_layers` layers; nothing when neither is set. Call after seeding, before the optimizer."""
-    if f.freeze_layers == 0 and f.reinit_layers == 0:
+    """Re-initialise the whole encoder (`random_init`) or its top `reinit_layers` layers (+ pooler),
+    freeze the embeddings and the lowest `freeze_layers` layers; nothing when none is set. Call after
+    seeding, before the optimizer."""
+    if f.freeze_layers == 0 and f.reinit_layers == 0 and not f.random_init:
         return
     embeddings, layers, pooler = _parts(hf, model)
     check(f, len(layers), model)
-    if f.reinit_layers:
+    if f.random_init:
+        for module in (embeddings, *layers, *([pooler] if pooler is not None else [])):
+            reinitialise(hf, module)
+    elif f.reinit_layers:
         for layer in layers[len(layers) - f.reinit_layers:]:
             reinitialise(hf, layer)
         if pooler is not None:

@@ -74,14 +74,15 @@ def run_task(cfg: Config, task: str, params_file: str | Path = "params.yaml", *,
     encoder = resolve_encoder(model or cfg.finetune.model, root)
     settings = plan.settings(cfg, task, encoder, gold)
     label = model_label(model or cfg.finetune.model)
+    fixed = cfg.tune.fixed_for(task)
     tags = {**task_run_tags(task, label), **(run_tags or {}), "pubmedlm.model_path": encoder,
-            "pubmedlm.hparams": "search" if cfg.tune.fixed is None else "fixed"}
+            "pubmedlm.hparams": "search" if fixed is None else "fixed"}
     with stage_run(STAGE, cfg, SECTIONS, params_file, run_name=task, experiment=experiment,
                    tags=tags) as tracked:
         tracked.add_inputs([p for p in (Path("data/blurb_data"), Path("data/encoder"))
                             if (root / p).exists()])
-        if cfg.tune.fixed is not None:  # no search: no Ray, no trial
-            search = fixed_search(cfg.tune.fixed)
+        if fixed is not None:  # no search: no Ray, no trial
+            search = fixed_search(fixed)
         else:
             init_ray(cfg)
             search = run_search(settings, cfg.tune.seed, cfg.tune, plan.resources(cfg),

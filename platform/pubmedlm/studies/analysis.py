@@ -222,6 +222,7 @@ def analyse(study: Study, runs: Mapping[str, RunResults], *, gold_dir: Path | No
     return {"study": study.name, "description": study.description, "baseline": study.baseline,
             "datasets": study.datasets, "overrides": study.overrides, "variants": study.variants,
             "hparams": study.hparams, "fixed": study.fixed.model_dump() if study.fixed else None,
+            "fixed_per_dataset": study.fixed_per_dataset,
             "seeds": study.seeds, "paper_source": study.paper_source,
             "missing": [v for v in study.variants if v not in runs],
             "table": table(study, runs), "differences": diffs, "claim": evaluate_claim(study, runs, diffs)}

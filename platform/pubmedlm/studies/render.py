@@ -52,7 +52,10 @@ def _setup(result: Mapping[str, Any]) -> list[str]:
               for v, sets in result["variants"].items()]
     if result["hparams"] == "fixed":
         values = ", ".join(f"{k}={v}" for k, v in result["fixed"].items())
-        lines += ["", f"Hyperparameters held fixed for every variant ({values}), so that only the studied "
+        per_dataset = "; ".join(f"{d}: " + ", ".join(f"{k}={v}" for k, v in changes.items())
+                                for d, changes in result.get("fixed_per_dataset", {}).items())
+        lines += ["", f"Hyperparameters held fixed for every variant ({values}"
+                  + (f"; per dataset, {per_dataset}" if per_dataset else "") + "), so that only the studied "
                   "variable moves; the paper searched them per model, so our absolute numbers are not its."]
     else:
         lines += ["", "Hyperparameters searched per variant on dev (the paper's protocol)."]

@@ -135,6 +135,8 @@ def protocol(study: Study) -> list[str]:
     out = [f"finetune.datasets={json.dumps(study.datasets)}", f"finetune.seeds={{default: {study.seeds}}}"]
     if study.fixed is not None:
         out.append(f"tune.fixed={json.dumps(study.fixed.model_dump(mode='json'))}")
+    if study.fixed_per_dataset:
+        out.append(f"tune.fixed_per_dataset={json.dumps(study.fixed_per_dataset)}")
     return out
 
 

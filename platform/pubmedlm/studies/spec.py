@@ -14,12 +14,12 @@ the key, before any compute.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pubmedlm.config.base import StrictModel, format_errors, read_yaml
-from pubmedlm.config.blurb import HParams
+from pubmedlm.config.blurb import HParams, TuneConfig
 from pubmedlm.errors import UserError
 
 BLURB = "BLURB"
@@ -118,6 +118,9 @@ class Study(StrictModel):
     fixed: HParams | None = None
     """The fixed configuration (required with `hparams: fixed`, refused with `search`): the fields of
     `tune.fixed` (`config.HParams`), which a variant's run sets."""
+    fixed_per_dataset: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per dataset of the study, changes to `fixed` (`tune.fixed_per_dataset`), e.g. more epochs for
+    a tiny training set; the same for every variant."""
     claim: Claim
     """The claim being tested."""
     paper: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -147,6 +150,14 @@ class Study(StrictModel):
             raise ValueError(f"baseline: {self.baseline!r} is not a variant ({', '.join(self.variants)})")
         if (self.hparams == "fixed") != (self.fixed is not None):
             raise ValueError("fixed: required with `hparams: fixed`, not allowed with `hparams: search`")
+        extra = sorted(set(self.fixed_per_dataset) - set(self.datasets))
+        if extra:
+            raise ValueError(f"fixed_per_dataset.{extra[0]}: not one of the study's datasets")
+        try:
+            TuneConfig(fixed=self.fixed, fixed_per_dataset=self.fixed_per_dataset)
+        except ValidationError as e:
+            reason = e.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"fixed_per_dataset.{reason}") from None
         for i, rule in enumerate(self.claim.rules):
             variant = getattr(rule, "variant", self.baseline)
             if variant not in self.variants or (variant == self.baseline and hasattr(rule, "variant")):

@@ -247,6 +247,18 @@ def test_claim_rules_on_constructed_inputs(rule: dict, io: dict, expected: str) 
     assert result["claim"]["outcome"] == expected
 
 
+def test_std_below_against_a_constant_baseline() -> None:
+    """All seeds equal (a model stuck on the majority class): a variant that varies fails to be
+    steadier; one that is constant too has no variance to lower (inconclusive)."""
+    rule = [{"kind": "std_below", "variant": "IO"}]
+    constant = _shift(BASE, 0.0, 0.0)
+    varies = analyse(_study(rule, ("BIO", "IO")), _runs({"BIO": constant, "IO": BASE}))
+    assert varies["claim"]["outcome"] == "fails"
+    both = analyse(_study(rule, ("BIO", "IO")), _runs({"BIO": constant, "IO": constant}))
+    assert both["claim"]["outcome"] == "inconclusive"
+    assert {c["std"] for c in both["claim"]["rules"][0]["cells"]} == {0.0}
+
+
 def test_a_claim_fails_when_one_rule_fails_and_a_missing_variant_is_inconclusive() -> None:
     rules = [{"kind": "below", "variant": "IO", "margin": 5.0},
              {"kind": "within", "variant": "BIOUL", "margin": 1.0}]

@@ -164,8 +164,8 @@ def _std_cell(study: Study, runs: Mapping[str, RunResults], variant: str, datase
     a, b = run.seeds(dataset), base.seeds(dataset)
     ratio = variance_ratio(a, b)
     std_a, std_b = (statistics.stdev(x) if len(x) > 1 else 0.0 for x in (a, b))
-    if ratio is None:
-        outcome = "fails" if len(a) > 1 and len(b) > 1 else "inconclusive"  # b constant: a cannot be lower
+    if ratio is None:  # b constant: a cannot be lower; both constant (e.g. all seeds the majority class):
+        outcome = "fails" if len(a) > 1 and len(b) > 1 and std_a > 0 else "inconclusive"  # nothing to lower
     else:
         outcome = _band(ratio["ratio"], {"low": ratio["low"], "high": ratio["high"]}, 0.0, 1.0 - 1e-12)
     return {"variant": variant, "dataset": dataset, "std": std_a, "baseline_std": std_b,

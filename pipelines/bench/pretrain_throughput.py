@@ -32,8 +32,9 @@ default in transformers 5).
 
     .venv/bin/python pipelines/bench/pretrain_throughput.py                # CPU, small + bert-base, ~5-7 min
     .venv/bin/python pipelines/bench/pretrain_throughput.py --models small --rounds 1
-    .venv/bin/python pipelines/bench/pretrain_throughput.py --device cuda --batch bert-base=128 \
-  # GPU (untested here)
+    python pipelines/bench/pretrain_throughput.py --device cuda --models bert-base --rounds 1   # GPU
+    python pipelines/bench/pretrain_throughput.py --device cuda --models bert-base --seq-len 512 \
+        --batch bert-base=32
 
 Prints a table and ends with one line:
 `SUMMARY pretrain_throughput: small x<ratio> (ours A tok/s, HF B tok/s); bert-base x<ratio>; \
@@ -243,6 +244,7 @@ def parse_pairs(items: list[str], cast) -> dict:
 
 
 def main() -> None:
+    global SEQ_LEN
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
@@ -250,6 +252,7 @@ def main() -> None:
     ap.add_argument("--steps", nargs="*", default=[], help="measured steps per run per model, e.g. small=40")
     ap.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of every run")
     ap.add_argument("--rounds", type=int, default=2, help="A-B(-B-A) rounds per model")
+    ap.add_argument("--seq-len", type=int, default=SEQ_LEN, help="packed sequence length (128 or 512)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
     ap.add_argument("--peak-size", type=int, default=None,
                     help="matmul size for the peak (2048 CPU, 8192 GPU)")
@@ -257,6 +260,7 @@ def main() -> None:
                     help="OpenMP threads wait passively by default: with spinning threads, one other busy "
                          "process on a 2-core machine slows every step 2-5x (both sides alike)")
     args = ap.parse_args()
+    SEQ_LEN = args.seq_len  # packing, the prediction budget and the FLOP count read it
     if args.omp_wait_policy != "inherit" and os.environ.get("OMP_WAIT_POLICY") != args.omp_wait_policy:
         # read once, when OpenMP starts: re-exec
         env = {**os.environ, "OMP_WAIT_POLICY": args.omp_wait_policy}

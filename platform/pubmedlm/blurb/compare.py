@@ -131,9 +131,11 @@ def paired_bootstrap(task_id: str, gold_dir: Path, pred_a: Path, pred_b: Path, s
     observed = float(diff(np.ones(items)))
     rng = np.random.default_rng(seed)
     # a resample: how often each item is drawn (with replacement, as many draws as items); 256 at a time
-    diffs = np.concatenate([diff(np.stack([np.bincount(rng.integers(0, items, items), minlength=items)
-                                           for _ in range(start, min(samples, start + 256))]).astype(float))
-                            for start in range(0, samples, 256)]) if samples else np.empty(0)
+    diffs = np.empty(samples)
+    for start in range(0, samples, 256):
+        draws = [np.bincount(rng.integers(0, items, items), minlength=items)
+                 for _ in range(min(256, samples - start))]
+        diffs[start:start + len(draws)] = diff(np.stack(draws).astype(float))
     low, high = np.percentile(diffs, [2.5, 97.5])
     p = float(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
     return {"diff": observed, "low": float(low), "high": float(high), "p": p, "rows": len(gold),

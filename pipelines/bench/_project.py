@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -28,4 +29,9 @@ def make_project(datasets: list[str], extra: dict, workdir: str | None = None) -
     os.chdir(root)
     if not all((root / "data/blurb_data" / d / "meta.json").is_file() for d in datasets):
         blurb_data.run(load_config(params), params_file=params)
+        status = json.loads((root / "metrics" / "blurb_data.json").read_text(encoding="utf-8"))["datasets"]
+        missing = {d: status[d]["missing_reason"] for d in datasets if status[d]["status"] == "missing"}
+        if missing:
+            raise SystemExit("benchmark datasets not prepared: "
+                             + "; ".join(f"{d}: {why[:300]}" for d, why in missing.items()))
     return root

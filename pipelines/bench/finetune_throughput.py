@@ -120,7 +120,8 @@ def run_ours(settings, a, seed: int) -> dict:
     t0 = time.perf_counter()
     data = load_task(settings)  # from the cache: the side's wall s counts reading, not tokenizing
     evals: list[float] = []
-    hp = HParams(a.lr, a.batch, a.epochs, a.warmup, 0.0, 0.1)
+    hp = HParams(learning_rate=a.lr, batch_size=a.batch, epochs=a.epochs, warmup_ratio=a.warmup,
+                 weight_decay=0.0, dropout=0.1)
     fitted = fit(data, hp, seed, settings, lambda _e, _d, stats: evals.append(stats["eval_s"]))
     train_s = fitted.last_step_at - fitted.first_step_at - sum(evals[:-1])
     test = score(data, "test", predict(fitted.model, data, "test", settings, device_for(settings)))
@@ -158,18 +159,26 @@ def bench_task(cfg, task: str, a, root: Path, first_hf: bool) -> dict:
     return {**out, "rows": cap}
 
 
-def warm_up(device: str) -> None:
-    """One untimed bf16 forward/backward of MiniLM at a few lengths, so neither side pays the
-    process's first-use costs (kernel selection, allocator growth) inside its timing."""
+def warm_up(device: str, batch: int) -> None:
+    """Untimed bf16 forwards/backwards of MiniLM, so neither side pays the process's first-use costs
+    (kernel selection, allocator growth) inside its timing: on CPU at a few lengths; on CUDA at every
+    length up to 512, with and without a padded row, at the benchmark's batch (cuDNN builds an
+    attention plan per shape: without this, the side that runs first pays for both)."""
     from transformers import AutoModelForSequenceClassification
 
     from pubmedlm.text.models import minilm_path
 
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2).to(device)
-    for length in (32, 128, 512):
-        ids = torch.randint(1000, 2000, (8, length), device=device)
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
-            model(input_ids=ids, labels=torch.zeros(8, dtype=torch.long, device=device)).loss.backward()
+    cuda = torch.device(device).type == "cuda"
+    for length in (range(1, 513) if cuda else (32, 128, 512)):
+        n = batch if cuda else 8
+        ids = torch.randint(1000, 2000, (n, length), device=device)
+        for padded in ((False, True) if cuda and length > 1 else (False,)):
+            mask = torch.ones_like(ids)
+            mask[0, length // 2:] = 0 if padded else 1
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+                model(input_ids=ids, attention_mask=mask,
+                      labels=torch.zeros(n, dtype=torch.long, device=device)).loss.backward()
 
 
 def main() -> None:
@@ -200,7 +209,7 @@ def main() -> None:
 
     cfg = load_config(root / "params.yaml")
     start = time.perf_counter()
-    warm_up(a.device)
+    warm_up(a.device, a.batch)
     results = {t: bench_task(cfg, t, a, root, i % 2 == 1) for i, t in enumerate(a.tasks)}
     print(f"\nMiniLM-L6-H384, {a.device}, {a.threads} threads, lr {a.lr:g}, batch {a.batch}, "
           f"{a.epochs} epochs, warm-up {a.warmup}, bf16, seeds {a.seed}..{a.seed + a.seeds - 1}; "

@@ -65,7 +65,7 @@ def grid(settings, epochs: int) -> dict:
     for lr in GRID_LR:
         for bs in GRID_BATCH:
             curve: list[float] = []
-            fit(data, HParams(lr, bs, epochs, **FIXED), SEED, settings,
+            fit(data, HParams(learning_rate=lr, batch_size=bs, epochs=epochs, **FIXED), SEED, settings,
                 lambda e, dev, _s, c=curve: c.append(dev))
             rows.append({"learning_rate": lr, "batch_size": bs, "dev_curve": curve})
             print(f"  grid lr={lr:g} bs={bs}: dev by epoch {[round(x, 2) for x in curve]}", flush=True)

@@ -35,6 +35,8 @@ default in transformers 5).
     python pipelines/bench/pretrain_throughput.py --device cuda --models bert-base --rounds 1   # GPU
     python pipelines/bench/pretrain_throughput.py --device cuda --models bert-base --seq-len 512 \
         --batch bert-base=32
+    python pipelines/bench/pretrain_throughput.py --device cuda --models bert-base --rounds 1 \
+        --batch bert-base=512 --warmup 4 --compile                           # both sides torch.compile'd
 
 Prints a table and ends with one line:
 `SUMMARY pretrain_throughput: small x<ratio> (ours A tok/s, HF B tok/s); bert-base x<ratio>; \
@@ -120,9 +122,9 @@ def new_model(shape: dict, tok, device: torch.device):
     return build_model("scratch", full, len(tok), False, tok.pad_token_id, SEED).to(device)
 
 
-def run_ours(shape, tok, packed, batch: int, steps: int, device) -> list[float]:
+def run_ours(shape, tok, packed, batch: int, steps: int, device, compiled: bool) -> list[float]:
     """Step-end times of `steps` optimizer steps of the stage's loop."""
-    from pubmedlm.train.loop import Hooks, train_steps
+    from pubmedlm.train.loop import Hooks, compile_encoder, train_steps
     from pubmedlm.train.mlm import MaskedLMLoss, PredictionBudget, vocab_info
     from pubmedlm.train.optim import optimizer_and_schedule
     from pubmedlm.train.pretraining import (
@@ -134,6 +136,8 @@ def run_ours(shape, tok, packed, batch: int, steps: int, device) -> list[float]:
 
     budget = PredictionBudget(MLM_PROB)  # the stage's default: ceil(0.15 x 128) = 20 targets a row
     net = MaskedLMLoss(new_model(shape, tok, device), budget)
+    if compiled:  # as the stage does with runtime.compile
+        compile_encoder(net.bert)
     opt, sched = optimizer_and_schedule(net, **OPT, total_steps=steps)
     info = vocab_info(tok)
     data = PhaseData(packed, packed, batch, batch, 1)
@@ -158,7 +162,7 @@ def run_ours(shape, tok, packed, batch: int, steps: int, device) -> list[float]:
     return times
 
 
-def run_hf(shape, tok, dataset, batch: int, steps: int, device, out: Path) -> list[float]:
+def run_hf(shape, tok, dataset, batch: int, steps: int, device, out: Path, compiled: bool) -> list[float]:
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
 
     times = [_now()]
@@ -178,7 +182,7 @@ def run_hf(shape, tok, dataset, batch: int, steps: int, device, out: Path) -> li
         adam_epsilon=OPT["eps"], weight_decay=OPT["weight_decay"], warmup_steps=OPT["warmup_ratio"],
         lr_scheduler_type="linear", max_grad_norm=1.0, bf16=True, use_cpu=device.type == "cpu",
         dataloader_num_workers=0, report_to=[], logging_steps=10**6, save_strategy="no", eval_strategy="no",
-        remove_unused_columns=False, disable_tqdm=True, seed=SEED,
+        remove_unused_columns=False, disable_tqdm=True, seed=SEED, torch_compile=compiled,
     )
     collator = DataCollatorForLanguageModeling(tok, mlm=True, whole_word_mask=True, mlm_probability=MLM_PROB)
     trainer = Trainer(model=new_model(shape, tok, device), args=args, train_dataset=dataset,
@@ -213,9 +217,10 @@ def bench_model(name, args, tok, packed, dataset, device, tmp, peaks) -> dict:
     for r in range(args.rounds):
         for side in (order if r % 2 == 0 else order[::-1]):
             if side == "hf":
-                times = run_hf(shape, tok, dataset, batch, steps, device, tmp / f"hf-{name}-{r}")
+                times = run_hf(shape, tok, dataset, batch, steps, device, tmp / f"hf-{name}-{r}",
+                               args.compile)
             else:
-                times = run_ours(shape, tok, packed, batch, steps, device)
+                times = run_ours(shape, tok, packed, batch, steps, device, args.compile)
             run = step_seconds(times, args.warmup)
             per[side] += run
             print(f"  {name} round {r} {side}: median step {statistics.median(w for w, _ in run):.3f} s "
@@ -254,6 +259,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="A-B(-B-A) rounds per model")
     ap.add_argument("--seq-len", type=int, default=SEQ_LEN, help="packed sequence length (128 or 512)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile both sides (ours: runtime.compile's encoder; HF: "
+                         "torch_compile=True); raise --warmup past the compiling steps")
     ap.add_argument("--peak-size", type=int, default=None,
                     help="matmul size for the peak (2048 CPU, 8192 GPU)")
     ap.add_argument("--omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "inherit"],
@@ -294,7 +302,7 @@ def main() -> None:
           f"measure_peak_flops() once: {stage_peak / 1e12:.2f}; total {time.perf_counter() - start:.0f} s; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {load_before:.1f} "
           f"-> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; HF optimizer {', '.join(sorted(HF_OPTIM))}"
-          f"; ours torch.optim.AdamW(fused=True) (optimizer_and_schedule)")
+          f"; ours torch.optim.AdamW(fused=True) (optimizer_and_schedule); compiled: {args.compile}")
     print(f"{'model':>9} {'side':>10} {'batch':>5} {'steps':>5} {'step s':>7} {'(IQR)':>15} {'seq/s':>7} "
           f"{'tok/s':>8} {'GFLOP/seq':>9} {'MFU %':>6} {'ratio':>6} {'CPU s':>6} {'CPU ratio':>9}")
     for m, r in results.items():

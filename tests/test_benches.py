@@ -20,6 +20,8 @@ RUNS = {
     "pretrain_throughput": ["--models", "small", "--rounds", "1", "--steps", "small=1", "--warmup", "1",
                             "--batch", "small=4", "--peak-size", "256"],
     "bootstrap": ["--datasets", "NCBI-disease", "--samples", "5"],
+    "corpus_ingest": ["--repeat", "1", "--base-mb", "0.5"],
+    "pack_throughput": ["--copies", "1", "--repeats", "1"],
     "hpo_efficiency": ["--tasks", "NCBI-disease", "--epochs", "1", "--samples", "2", "--startup", "1",
                        "--max-train", "32", "--max-eval", "16"],
 }
@@ -30,7 +32,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_benchmark_runs_and_summarises(name: str, tmp_path: Path, mirror: Path) -> None:
-    args = [*RUNS[name]] + ([] if name == "pretrain_throughput" else ["--workdir", str(tmp_path / "w")])
+    own_workdir = name in ("finetune_throughput", "bootstrap", "hpo_efficiency")
+    args = [*RUNS[name]] + (["--workdir", str(tmp_path / "w")] if own_workdir else [])
     env = {**os.environ, "PUBMEDLM_DATA_MIRROR": str(mirror)}
     proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)

@@ -142,6 +142,8 @@ def bench_task(cfg, task: str, a, root: Path, first_hf: bool) -> dict:
     from pubmedlm.finetune.fit import load_task
 
     data = load_task(settings)  # tokenized here once (on disk after the first run), for both sides
+    if a.device == "cuda":
+        warm_up(a.device, a.batch, data.codec.max_length)
     runs: dict[str, list[dict]] = {"ours": [], "hf": []}
     for k in range(a.seeds):
         order = ("hf", "ours") if first_hf == (k % 2 == 0) else ("ours", "hf")  # alternate who runs first
@@ -159,21 +161,22 @@ def bench_task(cfg, task: str, a, root: Path, first_hf: bool) -> dict:
     return {**out, "rows": cap}
 
 
-def warm_up(device: str, batch: int) -> None:
+def warm_up(device: str, batch: int, max_length: int | None = None) -> None:
     """Untimed bf16 forwards/backwards of MiniLM, so neither side pays the process's first-use costs
-    (kernel selection, allocator growth) inside its timing: on CPU at a few lengths; on CUDA at every
-    length up to 512, with and without a padded row, at the benchmark's batch (cuDNN builds an
-    attention plan per shape: without this, the side that runs first pays for both)."""
+    (kernel selection, allocator growth) inside its timing: at a few lengths, or (`max_length`, on
+    CUDA, per task) at every length up to the task's, with and without a padded row, at the
+    benchmark's batch (cuDNN builds an attention plan per shape: without this, the side that runs
+    first pays for both)."""
     from transformers import AutoModelForSequenceClassification
 
     from pubmedlm.text.models import minilm_path
 
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2).to(device)
-    cuda = torch.device(device).type == "cuda"
-    for length in (range(1, 513) if cuda else (32, 128, 512)):
-        n = batch if cuda else 8
+    every = max_length is not None
+    for length in (range(1, max_length + 1) if every else (32, 128, 512)):
+        n = batch if every else 8
         ids = torch.randint(1000, 2000, (n, length), device=device)
-        for padded in ((False, True) if cuda and length > 1 else (False,)):
+        for padded in ((False, True) if every and length > 1 else (False,)):
             mask = torch.ones_like(ids)
             mask[0, length // 2:] = 0 if padded else 1
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):

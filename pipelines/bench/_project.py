@@ -28,8 +28,8 @@ def make_project(datasets: list[str], extra: dict, workdir: str | None = None) -
                        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"})
     os.chdir(root)
     if not all((root / "data/blurb_data" / d / "meta.json").is_file() for d in datasets):
-        blurb_data.run(load_config(params), params_file=params)
-        status = json.loads((root / "metrics" / "blurb_data.json").read_text(encoding="utf-8"))["datasets"]
+        result = blurb_data.run(load_config(params), params_file=params)
+        status = json.loads(result.outputs["metrics"].read_text(encoding="utf-8"))["datasets"]
         missing = {d: status[d]["missing_reason"] for d in datasets if status[d]["status"] == "missing"}
         if missing:
             raise SystemExit("benchmark datasets not prepared: "

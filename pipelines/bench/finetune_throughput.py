@@ -178,7 +178,8 @@ def warm_up(device: str, batch: int, max_length: int | None = None) -> None:
         ids = torch.randint(1000, 2000, (n, length), device=device)
         for padded in ((False, True) if every and length > 1 else (False,)):
             mask = torch.ones_like(ids)
-            mask[0, length // 2:] = 0 if padded else 1
+            if padded:
+                mask[0, length // 2:] = 0
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
                 model(input_ids=ids, attention_mask=mask,
                       labels=torch.zeros(n, dtype=torch.long, device=device)).loss.backward()
